@@ -1,0 +1,245 @@
+//! The `extern "C"` callbacks pjsua calls, and why they do almost nothing.
+//!
+//! pjsua calls callbacks re-entrantly from inside its own API functions (`pjsua_call_hangup`
+//! calls `on_call_state` before it returns, `pjsua_call_make_call` calls it too). If callbacks
+//! acted on the engine state directly, every pjsua call made while that state is borrowed would
+//! be a re-entrancy bug. So each callback copies what is only valid during the callback
+//! (addresses, status codes, texts) into a [`Record`] on a thread-local queue and returns; the
+//! pjlib thread's loop (`runtime.rs`) then handles the records with full access to its state and
+//! may call pjsua freely.
+//!
+//! Every callback body runs inside `catch_unwind`: a panic never unwinds into C.
+//!
+//! Exception: RFC 2833 DTMF arrives on PJSIP's media thread, not ours. It is turned into an event
+//! right there through process-wide, lock-light state ([`DTMF_SINK`], [`CALL_IDS`]).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use pjsip_sys as sys;
+
+use crate::event::{CallId, Event};
+use crate::pjstr;
+
+/// What a callback saw, for the loop to act on.
+#[derive(Debug)]
+pub(crate) enum Record {
+    Incoming {
+        call: sys::pjsua_call_id,
+        from: String,
+        to: String,
+        source: Option<SocketAddr>,
+    },
+    State {
+        call: sys::pjsua_call_id,
+        state: sys::pjsip_inv_state,
+        code: u16,
+        reason: String,
+    },
+    Media {
+        call: sys::pjsua_call_id,
+    },
+    Registration {
+        code: u16,
+        reason: String,
+        expires: u32,
+        unregistering: bool,
+    },
+    Transfer {
+        call: sys::pjsua_call_id,
+        code: u16,
+        reason: String,
+        last: bool,
+    },
+}
+
+thread_local! {
+    static RECORDS: RefCell<VecDeque<Record>> = const { RefCell::new(VecDeque::new()) };
+}
+
+/// Takes the oldest record (called by the loop on the pjlib thread).
+pub(crate) fn next_record() -> Option<Record> {
+    RECORDS.with(|r| r.borrow_mut().pop_front())
+}
+
+pub(crate) fn clear_records() {
+    RECORDS.with(|r| r.borrow_mut().clear());
+}
+
+fn push(record: Record) {
+    RECORDS.with(|r| r.borrow_mut().push_back(record));
+}
+
+/// pjsua call index → our [`CallId`] (0 = none), readable from the media thread for DTMF.
+pub(crate) static CALL_IDS: [AtomicU64; sys::PJSUA_MAX_CALLS as usize] =
+    [const { AtomicU64::new(0) }; sys::PJSUA_MAX_CALLS as usize];
+
+/// Where DTMF events go; set while an engine runs.
+pub(crate) static DTMF_SINK: Mutex<Option<flume::Sender<Event>>> = Mutex::new(None);
+
+pub(crate) fn set_call_id(call: sys::pjsua_call_id, id: Option<CallId>) {
+    if let Some(slot) = usize::try_from(call).ok().and_then(|i| CALL_IDS.get(i)) {
+        slot.store(id.map_or(0, |c| c.0), Ordering::Release);
+    }
+}
+
+fn call_info(call: sys::pjsua_call_id) -> Option<Box<sys::pjsua_call_info>> {
+    let mut info = Box::<sys::pjsua_call_info>::default();
+    // SAFETY: runs on the pjlib thread inside a pjsua callback; `info` is valid writable memory.
+    let status = unsafe { sys::pjsua_call_get_info(call, &mut *info) };
+    (status == sys::PJ_SUCCESS as sys::pj_status_t).then_some(info)
+}
+
+pub(crate) unsafe extern "C" fn on_incoming_call(
+    _acc: sys::pjsua_acc_id,
+    call: sys::pjsua_call_id,
+    rdata: *mut sys::pjsip_rx_data,
+) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let source = if rdata.is_null() {
+            None
+        } else {
+            // SAFETY: pjsua passes the INVITE's rx data, valid for the duration of the callback.
+            let pkt = unsafe { &(*rdata).pkt_info };
+            let host = pjstr::from_c_array(&pkt.src_name);
+            host.parse::<IpAddr>()
+                .ok()
+                .map(|ip| SocketAddr::new(ip, pkt.src_port as u16))
+        };
+        let (from, to) = call_info(call)
+            .map(|i| {
+                (
+                    pjstr::to_string(&i.remote_info),
+                    pjstr::to_string(&i.local_info),
+                )
+            })
+            .unwrap_or_default();
+        push(Record::Incoming {
+            call,
+            from,
+            to,
+            source,
+        });
+    }));
+}
+
+pub(crate) unsafe extern "C" fn on_call_state(call: sys::pjsua_call_id, _e: *mut sys::pjsip_event) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if let Some(i) = call_info(call) {
+            push(Record::State {
+                call,
+                state: i.state,
+                code: i.last_status as u16,
+                reason: pjstr::to_string(&i.last_status_text),
+            });
+        }
+    }));
+}
+
+pub(crate) unsafe extern "C" fn on_call_media_state(call: sys::pjsua_call_id) {
+    let _ = catch_unwind(AssertUnwindSafe(|| push(Record::Media { call })));
+}
+
+pub(crate) unsafe extern "C" fn on_reg_state2(
+    _acc: sys::pjsua_acc_id,
+    info: *mut sys::pjsua_reg_info,
+) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: pjsua passes a valid reg info whose cbparam lives for the callback.
+        let param = unsafe { info.as_ref().and_then(|i| i.cbparam.as_ref()) };
+        if let Some(p) = param {
+            let mut reason = pjstr::to_string(&p.reason);
+            if p.status != sys::PJ_SUCCESS as sys::pj_status_t && reason.is_empty() {
+                reason = crate::error::pj_message(p.status);
+            }
+            push(Record::Registration {
+                code: p.code as u16,
+                reason,
+                expires: p.expiration,
+                unregistering: p.is_unreg != 0,
+            });
+        }
+    }));
+}
+
+pub(crate) unsafe extern "C" fn on_call_transfer_status(
+    call: sys::pjsua_call_id,
+    code: std::os::raw::c_int,
+    text: *const sys::pj_str_t,
+    last: sys::pj_bool_t,
+    p_cont: *mut sys::pj_bool_t,
+) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: pjsua passes a valid (possibly empty) status text for the callback's duration.
+        let reason = unsafe { text.as_ref() }
+            .map(pjstr::to_string)
+            .unwrap_or_default();
+        push(Record::Transfer {
+            call,
+            code: code as u16,
+            reason,
+            last: last != 0,
+        });
+        if !p_cont.is_null() {
+            // SAFETY: checked non-null; pjsua owns it for the callback. Keep receiving NOTIFYs
+            // until the final one.
+            unsafe { *p_cont = sys::pj_bool_t::from(last == 0) };
+        }
+    }));
+}
+
+/// RFC 2833 digits arrive on PJSIP's media thread; SIP INFO digits on the pjlib thread.
+pub(crate) unsafe extern "C" fn on_dtmf_digit2(
+    call: sys::pjsua_call_id,
+    info: *const sys::pjsua_dtmf_info,
+) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: pjsua passes a valid info for the callback's duration.
+        let Some(info) = (unsafe { info.as_ref() }) else {
+            return;
+        };
+        let Some(slot) = usize::try_from(call).ok().and_then(|i| CALL_IDS.get(i)) else {
+            return;
+        };
+        let id = slot.load(Ordering::Acquire);
+        let digit = char::from_u32(info.digit).unwrap_or('?');
+        if id != 0 {
+            if let Ok(sink) = DTMF_SINK.lock() {
+                if let Some(tx) = sink.as_ref() {
+                    let _ = tx.send(Event::Dtmf {
+                        call: CallId(id),
+                        digit,
+                    });
+                }
+            }
+        }
+    }));
+}
+
+/// PJSIP's log output, from any thread, into `tracing`.
+pub(crate) unsafe extern "C" fn on_log(
+    level: std::os::raw::c_int,
+    data: *const std::os::raw::c_char,
+    len: std::os::raw::c_int,
+) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if data.is_null() || len <= 0 {
+            return;
+        }
+        // SAFETY: PJSIP passes `len` valid bytes for the callback's duration.
+        let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len as usize) };
+        let text = String::from_utf8_lossy(bytes);
+        let text = text.trim_end();
+        match level {
+            0 | 1 => tracing::error!(target: "pjsip", "{text}"),
+            2 => tracing::warn!(target: "pjsip", "{text}"),
+            3 => tracing::info!(target: "pjsip", "{text}"),
+            4 => tracing::debug!(target: "pjsip", "{text}"),
+            _ => tracing::trace!(target: "pjsip", "{text}"),
+        }
+    }));
+}

@@ -1,0 +1,1117 @@
+//! The pjlib thread: it creates pjsua, runs its event loop, executes commands from other threads
+//! and destroys pjsua. It is the only thread of ours that calls pjlib.
+//!
+//! One loop iteration: run pending commands, handle the records the callbacks left (see
+//! `callbacks.rs`), answer calls whose ring delay is over, then let pjsua poll its sockets and
+//! timers for up to [`POLL`]. A command therefore waits at most one poll interval.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::mem::MaybeUninit;
+use std::net::IpAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use pjsip_sys as sys;
+
+use crate::callbacks::{self, Record};
+use crate::config::{AnswerMode, ContactRewrite, EngineConfig, Transport};
+use crate::engine::{CallStats, CodecInfo, Command, EngineInfo};
+use crate::error::{check, check_bind, Error, Result};
+use crate::event::{
+    CallId, CallMedia, CallState, Direction, Event, MediaInfo, MediaStatus, Registration,
+    RejectReason,
+};
+use crate::media::{downlink_channel, uplink_channel, DownlinkRt, UplinkRt};
+use crate::pjstr::{self, cstring};
+use crate::port::PortHandle;
+
+/// How long one `pjsua_handle_events` may block: the upper bound of command latency.
+const POLL: Duration = Duration::from_millis(5);
+/// How often queue high-water marks are checked (to log one warning, not one per frame).
+const HOUSEKEEPING: Duration = Duration::from_millis(500);
+
+struct CallRecord {
+    id: CallId,
+    direction: Direction,
+    /// The RT halves wait here until media is active and the port is created.
+    pending_rt: Option<(UplinkRt, DownlinkRt)>,
+    /// The application's halves, handed over with the first `MediaActive`.
+    pending_api: Option<CallMedia>,
+    port: Option<PortHandle>,
+    /// The call's stream slot our port is connected to.
+    connected_to: Option<sys::pjsua_conf_port_id>,
+    answer_at: Option<Instant>,
+    warned_high_water: bool,
+}
+
+struct State {
+    config: EngineConfig,
+    events: flume::Sender<Event>,
+    calls: HashMap<sys::pjsua_call_id, CallRecord>,
+    next_id: u64,
+    accepting: bool,
+    trunk_acc: Option<sys::pjsua_acc_id>,
+    default_acc: sys::pjsua_acc_id,
+    info: EngineInfo,
+    last_housekeeping: Instant,
+}
+
+/// Marks the process-wide engine slot free again when the thread ends, however it ends.
+struct RunningGuard;
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        if let Ok(mut sink) = callbacks::DTMF_SINK.lock() {
+            *sink = None;
+        }
+        crate::engine::RUNNING.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Body of the pjlib thread.
+pub(crate) fn run(
+    config: EngineConfig,
+    commands: Receiver<Command>,
+    events: flume::Sender<Event>,
+    ready: flume::Sender<Result<EngineInfo>>,
+) {
+    let _guard = RunningGuard;
+    callbacks::clear_records();
+    // SAFETY: pjsua_create registers this thread with pjlib; every later pjsua call of ours is
+    // made from this thread.
+    if let Err(e) = check(unsafe { sys::pjsua_create() }, "pjsua_create") {
+        let _ = ready.send(Err(e));
+        return;
+    }
+    let mut state = match init(config, events.clone()) {
+        Ok(state) => state,
+        Err(e) => {
+            // SAFETY: pjsua was created above on this thread; destroy undoes a partial init.
+            unsafe { sys::pjsua_destroy() };
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    if let Ok(mut sink) = callbacks::DTMF_SINK.lock() {
+        *sink = Some(events);
+    }
+    let _ = ready.send(Ok(state.info.clone()));
+
+    let mut shutdown_reply = None;
+    loop {
+        loop {
+            match commands.try_recv() {
+                Ok(Command::Shutdown { reply }) => {
+                    shutdown_reply = Some(reply);
+                    break;
+                }
+                Ok(cmd) => state.command(cmd),
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
+                // Every handle is gone: nobody can use the engine any more.
+                Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                    shutdown_reply = Some(flume::bounded(1).0);
+                    break;
+                }
+            }
+        }
+        if shutdown_reply.is_some() {
+            break;
+        }
+        state.handle_records();
+        state.answer_due_calls();
+        state.housekeeping();
+        // SAFETY: on the pjlib thread; the timeout is a plain value.
+        unsafe { sys::pjsua_handle_events(POLL.as_millis() as u32) };
+        state.handle_records();
+    }
+    let result = state.shutdown();
+    if let Some(reply) = shutdown_reply {
+        let _ = reply.send(result);
+    }
+}
+
+fn pj_bool(b: bool) -> sys::pj_bool_t {
+    sys::pj_bool_t::from(b)
+}
+
+fn jb(value: Option<u32>) -> i32 {
+    value.map_or(-1, |v| v as i32)
+}
+
+fn init(config: EngineConfig, events: flume::Sender<Event>) -> Result<State> {
+    // Strings handed to pjsua_init must live until it returns (it duplicates them).
+    let user_agent = cstring("user_agent", &config.user_agent)?;
+    let stun: Vec<CString> = config
+        .stun_servers
+        .iter()
+        .map(|s| cstring("stun_servers", s))
+        .collect::<Result<_>>()?;
+    if stun.len() > 8 {
+        return Err(Error::Config {
+            key: "stun_servers",
+            problem: format!("{} servers given, PJSIP takes at most 8", stun.len()),
+        });
+    }
+
+    // SAFETY: the *_default functions fill the whole struct; all fields are plain data.
+    let mut ua = unsafe {
+        let mut c = MaybeUninit::<sys::pjsua_config>::uninit();
+        sys::pjsua_config_default(c.as_mut_ptr());
+        c.assume_init()
+    };
+    ua.max_calls = config.max_calls;
+    ua.thread_cnt = 0; // all SIP work and callbacks on this thread
+    ua.user_agent = pjstr::borrow(&user_agent);
+    ua.nat_type_in_sdp = 0;
+    ua.stun_srv_cnt = stun.len() as u32;
+    for (slot, server) in ua.stun_srv.iter_mut().zip(&stun) {
+        *slot = pjstr::borrow(server);
+    }
+    ua.stun_ignore_failure = pj_bool(true);
+    ua.cb.on_incoming_call = Some(callbacks::on_incoming_call);
+    ua.cb.on_call_state = Some(callbacks::on_call_state);
+    ua.cb.on_call_media_state = Some(callbacks::on_call_media_state);
+    ua.cb.on_reg_state2 = Some(callbacks::on_reg_state2);
+    ua.cb.on_dtmf_digit2 = Some(callbacks::on_dtmf_digit2);
+    ua.cb.on_call_transfer_status = Some(callbacks::on_call_transfer_status);
+
+    // SAFETY: as above.
+    let mut log = unsafe {
+        let mut c = MaybeUninit::<sys::pjsua_logging_config>::uninit();
+        sys::pjsua_logging_config_default(c.as_mut_ptr());
+        c.assume_init()
+    };
+    log.level = config.log_level;
+    log.console_level = config.log_level;
+    log.msg_logging = pj_bool(config.log_level >= 5);
+    log.cb = Some(callbacks::on_log);
+
+    // SAFETY: as above.
+    let mut med = unsafe {
+        let mut c = MaybeUninit::<sys::pjsua_media_config>::uninit();
+        sys::pjsua_media_config_default(c.as_mut_ptr());
+        c.assume_init()
+    };
+    med.clock_rate = crate::media::SAMPLE_RATE;
+    med.snd_clock_rate = 0;
+    med.channel_count = 1;
+    med.audio_frame_ptime = crate::media::FRAME_MS;
+    med.max_media_ports = (2 * config.max_calls + 8).min(sys::PJSUA_MAX_CONF_PORTS);
+    med.quality = config.resample_quality;
+    med.no_vad = pj_bool(true); // continuous RTP: NAT bindings and carrier timeouts
+    med.ec_tail_len = 0;
+    med.snd_auto_close_time = -1; // keep the null clock (our bridge's heartbeat) running
+    med.jb_init = jb(config.jitter.init_ms);
+    med.jb_min_pre = jb(config.jitter.min_prefetch_ms);
+    med.jb_max_pre = jb(config.jitter.max_prefetch_ms);
+    med.jb_max = jb(config.jitter.max_ms);
+
+    // SAFETY: the configs are fully initialised; pjsua copies what it keeps.
+    check(unsafe { sys::pjsua_init(&ua, &log, &med) }, "pjsua_init")?;
+    // SAFETY: after pjsua_init, on this thread.
+    check(
+        unsafe { sys::pjsua_set_null_snd_dev() },
+        "pjsua_set_null_snd_dev",
+    )?;
+    configure_codecs(&config)?;
+
+    let (transports, sip_addresses) = create_transports(&config)?;
+    let default_acc = add_local_account(&config, transports[0])?;
+    let trunk_acc = match &config.account {
+        Some(_) => Some(add_trunk_account(&config)?),
+        None => None,
+    };
+    // SAFETY: after init and transport creation, on this thread.
+    check(unsafe { sys::pjsua_start() }, "pjsua_start")?;
+
+    let codecs = list_codecs();
+    let info = EngineInfo {
+        pjsip_version: pjsip_version(),
+        sip_addresses,
+        codecs,
+        trunk_mode: trunk_acc.is_some(),
+    };
+    Ok(State {
+        config,
+        events,
+        calls: HashMap::new(),
+        next_id: 1,
+        accepting: true,
+        trunk_acc,
+        default_acc: trunk_acc.unwrap_or(default_acc),
+        info,
+        last_housekeeping: Instant::now(),
+    })
+}
+
+pub(crate) fn pjsip_version() -> String {
+    // SAFETY: returns a pointer to a static NUL-terminated string.
+    unsafe { std::ffi::CStr::from_ptr(sys::voiceagent_pj_version()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn configure_codecs(config: &EngineConfig) -> Result<()> {
+    let available = list_codecs();
+    let all = CString::default();
+    // SAFETY: on the pjlib thread after init; "" matches every codec (disable all first).
+    check(
+        unsafe { sys::pjsua_codec_set_priority(&pjstr::borrow(&all), 0) },
+        "pjsua_codec_set_priority",
+    )?;
+    for (rank, name) in config.codecs.iter().enumerate() {
+        if !available
+            .iter()
+            .any(|c| c.id.to_lowercase().starts_with(&name.to_lowercase()))
+        {
+            return Err(Error::Config {
+                key: "codecs",
+                problem: format!(
+                    "`{name}` is not offered by this PJSIP build (available: {})",
+                    available
+                        .iter()
+                        .map(|c| c.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        let id = cstring("codecs", name)?;
+        let priority = (sys::PJMEDIA_CODEC_PRIO_HIGHEST as usize)
+            .saturating_sub(rank)
+            .max(1) as u8;
+        // SAFETY: as above; the id is only read during the call.
+        check(
+            unsafe { sys::pjsua_codec_set_priority(&pjstr::borrow(&id), priority) },
+            "pjsua_codec_set_priority",
+        )?;
+    }
+    configure_opus(config)
+}
+
+fn configure_opus(config: &EngineConfig) -> Result<()> {
+    let id = c"opus/48000/2";
+    let mut param = sys::pjmedia_codec_param::default();
+    // SAFETY: on the pjlib thread after init; `param` is writable.
+    let status = unsafe { sys::pjsua_codec_get_param(&pjstr::borrow(id), &mut param) };
+    if status != sys::PJ_SUCCESS as sys::pj_status_t {
+        return Ok(()); // no Opus in this build: nothing to configure
+    }
+    let mut opus = sys::pjmedia_codec_opus_config::default();
+    // SAFETY: as above.
+    check(
+        unsafe { sys::pjmedia_codec_opus_get_config(&mut opus) },
+        "pjmedia_codec_opus_get_config",
+    )?;
+    opus.sample_rate = 48000;
+    opus.channel_cnt = 1;
+    opus.bit_rate = config.opus.bitrate.unwrap_or(0);
+    opus.complexity = config.opus.complexity;
+    opus.cbr = pj_bool(config.opus.cbr);
+    opus.packet_loss = config.opus.packet_loss_percent;
+    param.setting.set_plc(u32::from(config.opus.fec));
+    param.setting.set_vad(0);
+    // SAFETY: as above; both structs are initialised.
+    check(
+        unsafe { sys::pjmedia_codec_opus_set_default_param(&opus, &mut param) },
+        "pjmedia_codec_opus_set_default_param",
+    )
+}
+
+fn list_codecs() -> Vec<CodecInfo> {
+    let mut infos: Vec<sys::pjsua_codec_info> = (0..64).map(|_| Default::default()).collect();
+    let mut count = infos.len() as u32;
+    // SAFETY: `infos` has room for `count` entries.
+    let status = unsafe { sys::pjsua_enum_codecs(infos.as_mut_ptr(), &mut count) };
+    if status != sys::PJ_SUCCESS as sys::pj_status_t {
+        return Vec::new();
+    }
+    infos[..count as usize]
+        .iter()
+        .map(|c| CodecInfo {
+            id: pjstr::to_string(&c.codec_id),
+            priority: c.priority,
+        })
+        .collect()
+}
+
+fn transport_config(
+    config: &EngineConfig,
+    public: &Option<CString>,
+    bound: &Option<CString>,
+) -> sys::pjsua_transport_config {
+    let mut t = sys::pjsua_transport_config::default();
+    // SAFETY: fills the struct.
+    unsafe { sys::pjsua_transport_config_default(&mut t) };
+    t.port = u32::from(config.sip_port);
+    if let Some(p) = public {
+        t.public_addr = pjstr::borrow(p);
+    }
+    if let Some(b) = bound {
+        t.bound_addr = pjstr::borrow(b);
+    }
+    t
+}
+
+fn bound_address(config: &EngineConfig) -> Result<Option<CString>> {
+    if config.bind.is_unspecified() {
+        Ok(None)
+    } else {
+        cstring("bind", &config.bind.to_string()).map(Some)
+    }
+}
+
+fn create_transports(config: &EngineConfig) -> Result<(Vec<sys::pjsua_transport_id>, Vec<String>)> {
+    let public = config
+        .public_address
+        .as_deref()
+        .map(|p| cstring("public_address", p))
+        .transpose()?;
+    let bound = bound_address(config)?;
+    let mut ids = Vec::new();
+    let mut addresses = Vec::new();
+    for transport in &config.transports {
+        let (kind, name) = match transport {
+            Transport::Udp => (sys::PJSIP_TRANSPORT_UDP, "SIP UDP"),
+            Transport::Tcp => (sys::PJSIP_TRANSPORT_TCP, "SIP TCP"),
+        };
+        let cfg = transport_config(config, &public, &bound);
+        let mut id = 0;
+        // SAFETY: on the pjlib thread; `cfg` and its strings are valid for the call (copied).
+        let status = unsafe { sys::pjsua_transport_create(kind, &cfg, &mut id) };
+        check_bind(status, "pjsua_transport_create", name, config.sip_port)?;
+        let mut info = sys::pjsua_transport_info::default();
+        // SAFETY: `id` is a transport we just created.
+        if unsafe { sys::pjsua_transport_get_info(id, &mut info) } == sys::PJ_SUCCESS as i32 {
+            addresses.push(format!(
+                "{} {}:{}",
+                pjstr::to_string(&info.type_name),
+                pjstr::to_string(&info.local_name.host),
+                info.local_name.port
+            ));
+        }
+        ids.push(id);
+    }
+    Ok((ids, addresses))
+}
+
+/// Media and NAT settings shared by the local (IP mode) and the trunk account.
+fn apply_account_media(
+    config: &EngineConfig,
+    acc: &mut sys::pjsua_acc_config,
+    public: &Option<CString>,
+    bound: &Option<CString>,
+) {
+    acc.rtp_cfg.port = u32::from(config.rtp_port_start);
+    acc.rtp_cfg.port_range = u32::from(config.rtp_port_range);
+    if let Some(p) = public {
+        acc.rtp_cfg.public_addr = pjstr::borrow(p);
+    }
+    if let Some(b) = bound {
+        acc.rtp_cfg.bound_addr = pjstr::borrow(b);
+    }
+    acc.use_stream_ka = pj_bool(true);
+    acc.ipv6_media_use = sys::PJSUA_IPV6_DISABLED;
+    acc.lock_codec = 1;
+}
+
+fn add_local_account(
+    config: &EngineConfig,
+    transport: sys::pjsua_transport_id,
+) -> Result<sys::pjsua_acc_id> {
+    let mut acc_id = 0;
+    // SAFETY: on the pjlib thread; the transport exists.
+    check(
+        unsafe { sys::pjsua_acc_add_local(transport, pj_bool(true), &mut acc_id) },
+        "pjsua_acc_add_local",
+    )?;
+    // SAFETY: a temporary pool for reading the account config; released below.
+    let pool = unsafe { sys::pjsua_pool_create(c"va-acc".as_ptr(), 1024, 1024) };
+    if pool.is_null() {
+        return Err(Error::Internal("pjsua_pool_create returned null".into()));
+    }
+    let result = (|| {
+        let mut acc = sys::pjsua_acc_config::default();
+        // SAFETY: `acc_id` is valid; pjsua copies the config's strings into `pool`.
+        check(
+            unsafe { sys::pjsua_acc_get_config(acc_id, pool, &mut acc) },
+            "pjsua_acc_get_config",
+        )?;
+        let public = config
+            .public_address
+            .as_deref()
+            .map(|p| cstring("public_address", p))
+            .transpose()?;
+        let bound = bound_address(config)?;
+        apply_account_media(config, &mut acc, &public, &bound);
+        // SAFETY: `acc` is fully initialised; pjsua duplicates what it keeps.
+        check(
+            unsafe { sys::pjsua_acc_modify(acc_id, &acc) },
+            "pjsua_acc_modify",
+        )
+    })();
+    // SAFETY: the pool was created above and nothing refers to it after pjsua_acc_modify.
+    unsafe { sys::pj_pool_release(pool) };
+    result.map(|()| acc_id)
+}
+
+fn add_trunk_account(config: &EngineConfig) -> Result<sys::pjsua_acc_id> {
+    let Some(account) = &config.account else {
+        return Err(Error::Internal("no account configured".into()));
+    };
+    let host = account
+        .server
+        .trim_start_matches("sip:")
+        .trim_start_matches("sips:");
+    let domain = account
+        .domain
+        .clone()
+        .unwrap_or_else(|| host.split(':').next().unwrap_or(host).to_string());
+    let id = cstring("account", &format!("sip:{}@{}", account.username, domain))?;
+    let reg_uri = cstring("account.server", &format!("sip:{host}"))?;
+    let realm = c"*";
+    let scheme = c"digest";
+    let username = cstring("account.username", &account.username)?;
+    let password = cstring("account.password", account.password.expose())?;
+    let proxy = account
+        .proxy
+        .as_deref()
+        .map(|p| cstring("account.proxy", p))
+        .transpose()?;
+    let public = config
+        .public_address
+        .as_deref()
+        .map(|p| cstring("public_address", p))
+        .transpose()?;
+    let bound = bound_address(config)?;
+
+    let mut acc = sys::pjsua_acc_config::default();
+    // SAFETY: after pjsua_init (so timer/100rel defaults are copied from the UA config).
+    unsafe { sys::pjsua_acc_config_default(&mut acc) };
+    acc.id = pjstr::borrow(&id);
+    acc.reg_uri = pjstr::borrow(&reg_uri);
+    acc.reg_timeout = account.reg_interval.as_secs() as u32;
+    acc.reg_retry_interval = account.retry_interval.as_secs() as u32;
+    acc.reg_first_retry_interval = account.retry_interval.as_secs().min(10) as u32;
+    acc.unreg_timeout = 2000;
+    acc.cred_count = 1;
+    acc.cred_info[0].realm = pjstr::borrow(realm);
+    acc.cred_info[0].scheme = pjstr::borrow(scheme);
+    acc.cred_info[0].username = pjstr::borrow(&username);
+    acc.cred_info[0].data_type = sys::PJSIP_CRED_DATA_PLAIN_PASSWD as i32;
+    acc.cred_info[0].data = pjstr::borrow(&password);
+    if let Some(p) = &proxy {
+        acc.proxy_cnt = 1;
+        acc.proxy[0] = pjstr::borrow(p);
+    }
+    let (allow, method) = match config.contact_rewrite {
+        ContactRewrite::Off => (false, 0),
+        ContactRewrite::NoUnregister => (true, sys::PJSUA_CONTACT_REWRITE_NO_UNREG),
+        ContactRewrite::Unregister => (true, sys::PJSUA_CONTACT_REWRITE_UNREGISTER),
+        ContactRewrite::Always => (
+            true,
+            sys::PJSUA_CONTACT_REWRITE_NO_UNREG | sys::PJSUA_CONTACT_REWRITE_ALWAYS_UPDATE,
+        ),
+    };
+    acc.allow_contact_rewrite = pj_bool(allow);
+    acc.contact_rewrite_method = method as i32;
+    acc.allow_via_rewrite = pj_bool(allow);
+    acc.allow_sdp_nat_rewrite = pj_bool(config.sdp_nat_rewrite && config.public_address.is_none());
+    acc.ka_interval = config.sip_keepalive.as_secs() as u32;
+    apply_account_media(config, &mut acc, &public, &bound);
+
+    let mut acc_id = 0;
+    // SAFETY: `acc` and all strings it points to are valid for the call; pjsua duplicates them.
+    check(
+        unsafe { sys::pjsua_acc_add(&acc, pj_bool(true), &mut acc_id) },
+        "pjsua_acc_add",
+    )?;
+    Ok(acc_id)
+}
+
+fn call_setting() -> sys::pjsua_call_setting {
+    let mut opt = sys::pjsua_call_setting::default();
+    // SAFETY: fills the struct.
+    unsafe { sys::pjsua_call_setting_default(&mut opt) };
+    opt.aud_cnt = 1;
+    opt.vid_cnt = 0;
+    opt
+}
+
+fn map_state(state: sys::pjsip_inv_state) -> CallState {
+    match state {
+        sys::PJSIP_INV_STATE_CALLING => CallState::Calling,
+        sys::PJSIP_INV_STATE_INCOMING => CallState::Incoming,
+        sys::PJSIP_INV_STATE_EARLY => CallState::Early,
+        sys::PJSIP_INV_STATE_CONNECTING => CallState::Connecting,
+        sys::PJSIP_INV_STATE_CONFIRMED => CallState::Confirmed,
+        _ => CallState::Disconnected,
+    }
+}
+
+fn audio_media_index(info: &sys::pjsua_call_info) -> Option<u32> {
+    info.media[..(info.media_cnt as usize).min(info.media.len())]
+        .iter()
+        .position(|m| m.type_ == sys::PJMEDIA_TYPE_AUDIO)
+        .map(|i| i as u32)
+}
+
+impl State {
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    fn pj_index(&self, call: CallId) -> Result<sys::pjsua_call_id> {
+        self.calls
+            .iter()
+            .find(|(_, r)| r.id == call)
+            .map(|(&idx, _)| idx)
+            .ok_or(Error::NoSuchCall(call))
+    }
+
+    fn new_record(&mut self, idx: sys::pjsua_call_id, direction: Direction) -> CallId {
+        let id = CallId(self.next_id);
+        self.next_id += 1;
+        let frames = std::num::NonZeroUsize::new(self.config.queue_frames)
+            .unwrap_or(std::num::NonZeroUsize::MIN);
+        let (up_rt, up_api) = uplink_channel(frames);
+        let (down_rt, down_api) = downlink_channel(frames);
+        callbacks::set_call_id(idx, Some(id));
+        self.calls.insert(
+            idx,
+            CallRecord {
+                id,
+                direction,
+                pending_rt: Some((up_rt, down_rt)),
+                pending_api: Some(CallMedia {
+                    uplink: up_api,
+                    downlink: down_api,
+                }),
+                port: None,
+                connected_to: None,
+                answer_at: None,
+                warned_high_water: false,
+            },
+        );
+        id
+    }
+
+    fn command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Answer { call, reply } => {
+                let _ = reply.send(self.answer(call));
+            }
+            Command::Hangup { call, code, reply } => {
+                let result = self.pj_index(call).and_then(|idx| {
+                    // SAFETY: on the pjlib thread; `idx` is a live call of ours.
+                    check(
+                        unsafe {
+                            sys::pjsua_call_hangup(idx, code.into(), ptr::null(), ptr::null())
+                        },
+                        "pjsua_call_hangup",
+                    )
+                });
+                let _ = reply.send(result);
+            }
+            Command::MakeCall { uri, reply } => {
+                let _ = reply.send(self.make_call(&uri));
+            }
+            Command::Transfer {
+                call,
+                target,
+                reply,
+            } => {
+                let result = self.pj_index(call).and_then(|idx| {
+                    let target = cstring("transfer target", &target)?;
+                    // SAFETY: on the pjlib thread; the target is valid during the call (copied).
+                    check(
+                        unsafe { sys::pjsua_call_xfer(idx, &pjstr::borrow(&target), ptr::null()) },
+                        "pjsua_call_xfer",
+                    )
+                });
+                let _ = reply.send(result);
+            }
+            Command::Stats { call, reply } => {
+                let _ = reply.send(self.pj_index(call).and_then(|idx| self.stats(idx)));
+            }
+            Command::Info { reply } => {
+                let _ = reply.send(Ok(self.info.clone()));
+            }
+            Command::Shutdown { .. } => unreachable!("handled by the loop"),
+        }
+    }
+
+    fn answer(&mut self, call: CallId) -> Result<()> {
+        let idx = self.pj_index(call)?;
+        if let Some(r) = self.calls.get_mut(&idx) {
+            r.answer_at = None;
+        }
+        let opt = call_setting();
+        // SAFETY: on the pjlib thread; `idx` is a live incoming call.
+        check(
+            unsafe { sys::pjsua_call_answer2(idx, &opt, 200, ptr::null(), ptr::null()) },
+            "pjsua_call_answer2",
+        )
+    }
+
+    fn make_call(&mut self, uri: &str) -> Result<CallId> {
+        if !self.accepting {
+            return Err(Error::Stopped);
+        }
+        // SAFETY: on the pjlib thread.
+        let count = unsafe { sys::pjsua_call_get_count() };
+        if count >= self.config.max_calls {
+            return Err(Error::TooManyCalls(self.config.max_calls));
+        }
+        let c_uri = cstring("uri", uri)?;
+        // SAFETY: a NUL-terminated string.
+        if unsafe { sys::pjsua_verify_sip_url(c_uri.as_ptr()) } != sys::PJ_SUCCESS as i32 {
+            return Err(Error::Config {
+                key: "uri",
+                problem: format!("`{uri}` is not a valid SIP URI (e.g. sip:100@192.0.2.10:5060)"),
+            });
+        }
+        let opt = call_setting();
+        let mut idx = sys::PJSUA_INVALID_ID;
+        // SAFETY: on the pjlib thread; the URI is copied by pjsua.
+        check(
+            unsafe {
+                sys::pjsua_call_make_call(
+                    self.default_acc,
+                    &pjstr::borrow(&c_uri),
+                    &opt,
+                    ptr::null_mut(),
+                    ptr::null(),
+                    &mut idx,
+                )
+            },
+            "pjsua_call_make_call",
+        )?;
+        Ok(self.new_record(idx, Direction::Outgoing))
+    }
+
+    fn stats(&self, idx: sys::pjsua_call_id) -> Result<CallStats> {
+        let mut info = Box::<sys::pjsua_call_info>::default();
+        // SAFETY: on the pjlib thread; `info` is writable.
+        check(
+            unsafe { sys::pjsua_call_get_info(idx, &mut *info) },
+            "pjsua_call_get_info",
+        )?;
+        let med = audio_media_index(&info).ok_or(Error::InvalidCallState {
+            call: self.calls[&idx].id,
+            problem: "no audio stream",
+        })?;
+        let media = media_info(idx, med);
+        let mut stat = Box::<sys::pjsua_stream_stat>::default();
+        // SAFETY: as above.
+        check(
+            unsafe { sys::pjsua_call_get_stream_stat(idx, med, &mut *stat) },
+            "pjsua_call_get_stream_stat",
+        )?;
+        let queues = self.calls[&idx].port.as_ref().map(|p| p.stats());
+        Ok(CallStats {
+            media,
+            rx_packets: stat.rtcp.rx.pkt,
+            rx_lost: stat.rtcp.rx.loss,
+            rx_jitter_ms: stat.rtcp.rx.jitter.mean as f64 / 1000.0,
+            tx_packets: stat.rtcp.tx.pkt,
+            rtt_ms: (stat.rtcp.rtt.n > 0).then(|| stat.rtcp.rtt.mean as f64 / 1000.0),
+            jitter_buffer_ms: stat.jbuf.avg_delay,
+            queues,
+        })
+    }
+
+    fn handle_records(&mut self) {
+        while let Some(record) = callbacks::next_record() {
+            let call = match &record {
+                Record::Incoming { call, .. }
+                | Record::State { call, .. }
+                | Record::Media { call }
+                | Record::Transfer { call, .. } => Some(*call),
+                Record::Registration { .. } => None,
+            };
+            let outcome = catch_unwind(AssertUnwindSafe(|| self.handle(record)));
+            if let Err(panic) = outcome {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                tracing::error!("panic in the engine while handling a callback: {message}");
+                let id = call.and_then(|c| self.calls.get(&c)).map(|r| r.id);
+                if let Some(idx) = call {
+                    // SAFETY: on the pjlib thread; hanging up an unknown id just fails.
+                    unsafe { sys::pjsua_call_hangup(idx, 500, ptr::null(), ptr::null()) };
+                }
+                self.emit(Event::InternalError { call: id, message });
+            }
+        }
+    }
+
+    fn handle(&mut self, record: Record) {
+        match record {
+            Record::Incoming {
+                call,
+                from,
+                to,
+                source,
+            } => self.incoming(call, from, to, source),
+            Record::State {
+                call,
+                state,
+                code,
+                reason,
+            } => self.call_state(call, state, code, reason),
+            Record::Media { call } => self.media_state(call),
+            Record::Registration {
+                code,
+                reason,
+                expires,
+                unregistering,
+            } => {
+                let reg = if (200..300).contains(&code) {
+                    if unregistering || expires == 0 {
+                        Registration::Unregistered
+                    } else {
+                        Registration::Registered { expires }
+                    }
+                } else {
+                    Registration::Failed { code, reason }
+                };
+                tracing::info!("registration: {reg:?}");
+                self.emit(Event::Registration(reg));
+            }
+            Record::Transfer {
+                call,
+                code,
+                reason,
+                last,
+            } => {
+                if let Some(r) = self.calls.get(&call) {
+                    self.emit(Event::TransferStatus {
+                        call: r.id,
+                        code,
+                        reason,
+                        last,
+                    });
+                }
+            }
+        }
+    }
+
+    fn reject(&self, idx: sys::pjsua_call_id, code: u16) {
+        // SAFETY: on the pjlib thread; an incoming call not yet answered gets `code` as final
+        // response.
+        unsafe { sys::pjsua_call_hangup(idx, code.into(), ptr::null(), ptr::null()) };
+    }
+
+    fn incoming(
+        &mut self,
+        idx: sys::pjsua_call_id,
+        from: String,
+        to: String,
+        source: Option<std::net::SocketAddr>,
+    ) {
+        let refuse = |reason| {
+            let code = match reason {
+                RejectReason::NotAllowed => 403,
+                RejectReason::Busy => 486,
+                RejectReason::ShuttingDown => 503,
+            };
+            (reason, code)
+        };
+        let allowed = self.config.allowed_sources.is_empty()
+            || source.is_some_and(|s| {
+                let ip = match s.ip() {
+                    IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+                    v4 => v4,
+                };
+                self.config
+                    .allowed_sources
+                    .iter()
+                    .any(|net| net.contains(&ip))
+            });
+        // Active calls, not counting this one.
+        let active = self.calls.len() as u32;
+        let decision = if !self.accepting {
+            Some(refuse(RejectReason::ShuttingDown))
+        } else if !allowed {
+            Some(refuse(RejectReason::NotAllowed))
+        } else if active >= self.config.max_calls {
+            Some(refuse(RejectReason::Busy))
+        } else {
+            None
+        };
+        if let Some((reason, code)) = decision {
+            tracing::info!(%from, ?source, ?reason, "refusing INVITE with {code}");
+            self.reject(idx, code);
+            self.emit(Event::IncomingRejected {
+                from,
+                source,
+                reason,
+                code,
+            });
+            return;
+        }
+        let id = self.new_record(idx, Direction::Incoming);
+        let opt = call_setting();
+        // SAFETY: on the pjlib thread; `idx` is the incoming call.
+        unsafe { sys::pjsua_call_answer2(idx, &opt, 180, ptr::null(), ptr::null()) };
+        self.emit(Event::IncomingCall {
+            call: id,
+            from,
+            to,
+            source,
+        });
+        match self.config.answer {
+            AnswerMode::Manual => {}
+            AnswerMode::Immediate => {
+                if let Err(e) = self.answer(id) {
+                    tracing::warn!(call = %id, "answering failed: {e}");
+                }
+            }
+            AnswerMode::AfterRing(delay) => {
+                if let Some(r) = self.calls.get_mut(&idx) {
+                    r.answer_at = Some(Instant::now() + delay);
+                }
+            }
+        }
+    }
+
+    fn answer_due_calls(&mut self) {
+        let now = Instant::now();
+        let due: Vec<CallId> = self
+            .calls
+            .values()
+            .filter(|r| r.answer_at.is_some_and(|t| t <= now))
+            .map(|r| r.id)
+            .collect();
+        for id in due {
+            if let Err(e) = self.answer(id) {
+                tracing::warn!(call = %id, "answering after the ring delay failed: {e}");
+            }
+        }
+    }
+
+    fn call_state(
+        &mut self,
+        idx: sys::pjsua_call_id,
+        state: sys::pjsip_inv_state,
+        code: u16,
+        reason: String,
+    ) {
+        let Some(record) = self.calls.get(&idx) else {
+            return; // a call we refused, or not ours
+        };
+        let id = record.id;
+        let state = map_state(state);
+        self.emit(Event::CallState {
+            call: id,
+            state,
+            code,
+            reason: reason.clone(),
+        });
+        if state == CallState::Disconnected {
+            let mut record = self.calls.remove(&idx).expect("looked up above");
+            callbacks::set_call_id(idx, None);
+            detach_port(&mut record);
+            self.emit(Event::CallEnded {
+                call: id,
+                direction: record.direction,
+                code,
+                reason,
+            });
+        }
+    }
+
+    fn media_state(&mut self, idx: sys::pjsua_call_id) {
+        let Some(record) = self.calls.get_mut(&idx) else {
+            return;
+        };
+        let id = record.id;
+        let mut info = Box::<sys::pjsua_call_info>::default();
+        // SAFETY: on the pjlib thread; `info` is writable.
+        if unsafe { sys::pjsua_call_get_info(idx, &mut *info) } != sys::PJ_SUCCESS as i32 {
+            return;
+        }
+        let status = match info.media_status {
+            sys::PJSUA_CALL_MEDIA_ACTIVE => MediaStatus::Active,
+            sys::PJSUA_CALL_MEDIA_LOCAL_HOLD => MediaStatus::LocalHold,
+            sys::PJSUA_CALL_MEDIA_REMOTE_HOLD => MediaStatus::RemoteHold,
+            sys::PJSUA_CALL_MEDIA_ERROR => MediaStatus::Error,
+            _ => MediaStatus::None,
+        };
+        let slot = info.conf_slot;
+        if status != MediaStatus::Active || slot == sys::PJSUA_INVALID_ID {
+            // The old stream (and its slot) is gone or paused; reconnect when it is back.
+            record.connected_to = None;
+            let _ = self.events.send(Event::MediaChanged { call: id, status });
+            return;
+        }
+        if let Err(e) = attach_port(record, slot) {
+            tracing::error!(call = %id, "cannot connect the call's audio: {e}");
+            self.reject(idx, 500);
+            return;
+        }
+        let media = audio_media_index(&info)
+            .map(|m| media_info(idx, m))
+            .unwrap_or_else(|| MediaInfo {
+                codec: String::new(),
+                clock_rate: 0,
+                channels: 0,
+                remote_rtp: String::new(),
+            });
+        tracing::info!(call = %id, codec = %media.codec, clock_rate = media.clock_rate, remote = %media.remote_rtp, "media active");
+        let handed_over = record.pending_api.take();
+        self.emit(Event::MediaActive {
+            call: id,
+            info: media,
+            media: handed_over,
+        });
+    }
+
+    fn housekeeping(&mut self) {
+        if self.last_housekeeping.elapsed() < HOUSEKEEPING {
+            return;
+        }
+        self.last_housekeeping = Instant::now();
+        for record in self.calls.values_mut() {
+            let Some(port) = &record.port else { continue };
+            let stats = port.stats();
+            let high = stats.uplink.high_water_tripped || stats.downlink.high_water_tripped;
+            if high && !record.warned_high_water {
+                tracing::warn!(
+                    call = %record.id,
+                    uplink = stats.uplink.depth,
+                    downlink = stats.downlink.depth,
+                    capacity = stats.uplink.capacity,
+                    "a media queue passed 50% of its capacity: the application is not keeping up"
+                );
+            }
+            record.warned_high_water = high;
+        }
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        self.accepting = false;
+        let deadline = Instant::now() + self.config.shutdown_timeout;
+        if let Some(acc) = self.trunk_acc {
+            // SAFETY: on the pjlib thread; `acc` is our account. Unregister first so the
+            // registrar stops sending new INVITEs.
+            unsafe { sys::pjsua_acc_set_registration(acc, pj_bool(false)) };
+        }
+        // SAFETY: on the pjlib thread.
+        unsafe { sys::pjsua_call_hangup_all() };
+        while !self.calls.is_empty() && Instant::now() < deadline {
+            // SAFETY: as above.
+            unsafe { sys::pjsua_handle_events(10) };
+            self.handle_records();
+        }
+        for (idx, mut record) in self.calls.drain() {
+            callbacks::set_call_id(idx, None);
+            detach_port(&mut record);
+        }
+        // SAFETY: on the pjlib thread that created pjsua; nothing of ours refers to pjsua state
+        // after this (ports are destroyed, records drained). It unregisters remaining accounts
+        // (bounded by unreg_timeout) and shuts pjlib down.
+        let status = unsafe { sys::pjsua_destroy() };
+        callbacks::clear_records();
+        check(status, "pjsua_destroy")
+    }
+}
+
+fn media_info(idx: sys::pjsua_call_id, med: u32) -> MediaInfo {
+    let mut si = Box::<sys::pjsua_stream_info>::default();
+    // SAFETY: on the pjlib thread; `si` is writable.
+    let ok =
+        unsafe { sys::pjsua_call_get_stream_info(idx, med, &mut *si) } == sys::PJ_SUCCESS as i32;
+    if !ok || si.type_ != sys::PJMEDIA_TYPE_AUDIO {
+        return MediaInfo {
+            codec: String::new(),
+            clock_rate: 0,
+            channels: 0,
+            remote_rtp: String::new(),
+        };
+    }
+    // SAFETY: type_ is AUDIO, so the `aud` member of the union is the valid one.
+    let aud = unsafe { &si.info.aud };
+    let mut addr = [0 as std::ffi::c_char; 64];
+    // SAFETY: writes at most addr.len() bytes including the NUL.
+    unsafe {
+        sys::pj_sockaddr_print(
+            &aud.rem_addr as *const _ as *const _,
+            addr.as_mut_ptr(),
+            addr.len() as i32,
+            3,
+        )
+    };
+    MediaInfo {
+        codec: pjstr::to_string(&aud.fmt.encoding_name),
+        clock_rate: aud.fmt.clock_rate,
+        channels: aud.fmt.channel_cnt,
+        remote_rtp: pjstr::from_c_array(&addr),
+    }
+}
+
+/// Creates the call's port on first use and connects it both ways to `slot`.
+fn attach_port(record: &mut CallRecord, slot: sys::pjsua_conf_port_id) -> Result<()> {
+    if record.port.is_none() {
+        let (uplink, downlink) = record
+            .pending_rt
+            .take()
+            .ok_or_else(|| Error::Internal("media queues already used".into()))?;
+        // SAFETY: a per-call pool, released with the port in on_destroy.
+        let pool = unsafe { sys::pjsua_pool_create(c"va-call".as_ptr(), 1024, 1024) };
+        if pool.is_null() {
+            return Err(Error::Internal("pjsua_pool_create returned null".into()));
+        }
+        let mut port = PortHandle::new(uplink, downlink, pool)?;
+        let mut port_slot = sys::PJSUA_INVALID_ID;
+        // SAFETY: on the pjlib thread; the port and pool live until on_destroy.
+        let status =
+            unsafe { sys::pjsua_conf_add_port(pool, port.as_pjmedia_port(), &mut port_slot) };
+        if let Err(e) = check(status, "pjsua_conf_add_port") {
+            port.destroy();
+            return Err(e);
+        }
+        port.slot = Some(port_slot);
+        record.port = Some(port);
+    }
+    let port_slot = record
+        .port
+        .as_ref()
+        .and_then(|p| p.slot)
+        .ok_or_else(|| Error::Internal("port without slot".into()))?;
+    if record.connected_to == Some(slot) {
+        return Ok(());
+    }
+    // SAFETY: on the pjlib thread; both slots are live (the call's slot was just read from
+    // pjsua_call_get_info, ours is added).
+    unsafe {
+        check(
+            sys::pjsua_conf_connect(slot, port_slot),
+            "pjsua_conf_connect",
+        )?;
+        check(
+            sys::pjsua_conf_connect(port_slot, slot),
+            "pjsua_conf_connect",
+        )?;
+    }
+    record.connected_to = Some(slot);
+    Ok(())
+}
+
+/// Removes the call's port from the bridge and destroys it (freed in on_destroy).
+fn detach_port(record: &mut CallRecord) {
+    if let Some(port) = record.port.take() {
+        if let Some(slot) = port.slot {
+            // SAFETY: on the pjlib thread; our slot is live until removed here.
+            unsafe { sys::pjsua_conf_remove_port(slot) };
+        }
+        port.destroy();
+    }
+    record.connected_to = None;
+}

@@ -1,0 +1,22 @@
+/* Small C helpers for what PJSIP only offers as macros or static inline functions, and the
+ * sizes/alignments the ABI test compares with Rust's view of the same structs. */
+#ifndef VOICEAGENT_PJ_SHIM_H
+#define VOICEAGENT_PJ_SHIM_H
+
+#include <stddef.h>
+#include <pjsua-lib/pjsua.h>
+
+/* PJMEDIA_PIA_SPF(&port->info): samples per frame (all channels) of a port. */
+unsigned voiceagent_port_spf(const pjmedia_port *port);
+/* PJMEDIA_PIA_SRATE(&port->info): clock rate of a port. */
+unsigned voiceagent_port_srate(const pjmedia_port *port);
+/* PJ_VERSION, the version string of the PJSIP tree these bindings were built from. */
+const char *voiceagent_pj_version(void);
+/* pjsua_schedule_timer2(), a macro that expands to the _dbg variant when PJ_TIMER_DEBUG is on. */
+pj_status_t voiceagent_schedule_timer(void (*cb)(void *user_data), void *user_data, unsigned msec);
+
+/* sizeof and _Alignof as gcc sees them when compiling with the flags of the PJSIP build. */
+size_t voiceagent_sizeof(const char *type_name);
+size_t voiceagent_alignof(const char *type_name);
+
+#endif

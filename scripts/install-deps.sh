@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages voiceagent needs, only those that are missing.
+#
+#   scripts/install-deps.sh          build packages (PJSIP, bindgen) and runtime libraries
+#   scripts/install-deps.sh --test   also the real SIP peers and audio tools the tests use
+#
+# Runs apt-get as root, through sudo when not root. The Rust toolchain (cargo) is expected to be
+# installed already (rustup); it cannot be installed from Debian's packages at the version we need.
+set -euo pipefail
+
+BUILD_PKGS=(
+    build-essential pkg-config dpkg-dev ca-certificates xz-utils
+    libopus-dev libsrtp2-dev libssl-dev uuid-dev   # PJSIP's codecs, SRTP, TLS
+    libclang-dev                                    # bindgen (pjsip-sys)
+)
+TEST_PKGS=(
+    baresip-core     # Opus SIP peer
+    sip-tester       # SIPp: G.711, registration, load and malformed input
+    espeak-ng sox    # speech for audio tests
+    shellcheck       # lint of our shell scripts
+)
+
+pkgs=("${BUILD_PKGS[@]}")
+[[ "${1:-}" == "--test" ]] && pkgs+=("${TEST_PKGS[@]}")
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [[ ${#missing[@]} -gt 0 ]]; then
+    sudo=()
+    if [[ $(id -u) -ne 0 ]]; then
+        command -v sudo >/dev/null \
+            || { echo "install-deps: run as root: apt-get install ${missing[*]}" >&2; exit 1; }
+        sudo=(sudo)
+    fi
+    echo "install-deps: installing ${missing[*]}" >&2
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+command -v cargo >/dev/null || {
+    echo "install-deps: cargo not found: install the Rust toolchain (rustup, stable) first" >&2
+    exit 1
+}
