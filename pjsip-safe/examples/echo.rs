@@ -73,6 +73,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sip_port: args.port,
         max_calls: args.max_calls,
         rtp_port_start: args.rtp_port,
+        // (benchmark addition) every call needs an RTP+RTCP pair; the default range of 100
+        // ports caps the echo at about 50 calls.
+        rtp_port_range: u16::try_from(args.max_calls.saturating_mul(2).saturating_add(20))
+            .unwrap_or(u16::MAX)
+            .max(100)
+            .min(65535 - args.rtp_port),
         answer: AnswerMode::Immediate,
         ..EngineConfig::default()
     };
@@ -114,5 +120,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     engine.shutdown()?;
+    // (benchmark addition) callback durations and queue counters of every call, one line that
+    // tests/src/bench parses.
+    println!("echo: port-totals {}", pjsip_safe::port_totals());
     Ok(())
 }

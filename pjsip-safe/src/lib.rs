@@ -41,6 +41,8 @@ pub use event::{
     Registration, RejectReason,
 };
 pub use ipnet::IpNet;
+// Media-port callback timing (benchmarks, docs/BENCHMARKS.md).
+pub use port::{port_totals, CallbackTiming, PortTiming, PortTotals, TIMING_BUCKETS};
 
 /// Version of the PJSIP tree the engine is linked with (e.g. `2.12.1`).
 pub fn pjsip_version() -> String {

@@ -57,6 +57,8 @@ struct State {
     default_acc: sys::pjsua_acc_id,
     info: EngineInfo,
     last_housekeeping: Instant,
+    /// The trunk account holds a registration (so shutdown waits for its removal).
+    registered: bool,
 }
 
 /// Marks the process-wide engine slot free again when the thread ends, however it ends.
@@ -162,7 +164,11 @@ fn init(config: EngineConfig, events: flume::Sender<Event>) -> Result<State> {
         sys::pjsua_config_default(c.as_mut_ptr());
         c.assume_init()
     };
-    ua.max_calls = config.max_calls;
+    // Headroom above our own cap: pjsua answers INVITEs beyond its `max_calls` with 486 by
+    // itself, before `on_incoming_call`, so the application would never hear of them
+    // (no `IncomingRejected`). Our cap is enforced in `State::incoming` / `make_call` instead.
+    ua.max_calls =
+        (config.max_calls + config.max_calls.div_ceil(4).max(4)).min(sys::PJSUA_MAX_CALLS);
     ua.thread_cnt = 0; // all SIP work and callbacks on this thread
     ua.user_agent = pjstr::borrow(&user_agent);
     ua.nat_type_in_sdp = 0;
@@ -244,6 +250,7 @@ fn init(config: EngineConfig, events: flume::Sender<Event>) -> Result<State> {
         default_acc: trunk_acc.unwrap_or(default_acc),
         info,
         last_housekeeping: Instant::now(),
+        registered: false,
     })
 }
 
@@ -661,9 +668,8 @@ impl State {
         if !self.accepting {
             return Err(Error::Stopped);
         }
-        // SAFETY: on the pjlib thread.
-        let count = unsafe { sys::pjsua_call_get_count() };
-        if count >= self.config.max_calls {
+        // Our calls only: INVITEs being refused also hold a pjsua call slot for a moment.
+        if self.calls.len() as u32 >= self.config.max_calls {
             return Err(Error::TooManyCalls(self.config.max_calls));
         }
         let c_uri = cstring("uri", uri)?;
@@ -781,6 +787,7 @@ impl State {
                 } else {
                     Registration::Failed { code, reason }
                 };
+                self.registered = matches!(reg, Registration::Registered { .. });
                 tracing::info!("registration: {reg:?}");
                 self.emit(Event::Registration(reg));
             }
@@ -998,14 +1005,23 @@ impl State {
     fn shutdown(&mut self) -> Result<()> {
         self.accepting = false;
         let deadline = Instant::now() + self.config.shutdown_timeout;
-        if let Some(acc) = self.trunk_acc {
-            // SAFETY: on the pjlib thread; `acc` is our account. Unregister first so the
-            // registrar stops sending new INVITEs.
-            unsafe { sys::pjsua_acc_set_registration(acc, pj_bool(false)) };
-        }
+        let unregistering = match self.trunk_acc {
+            Some(acc) if self.registered => {
+                // SAFETY: on the pjlib thread; `acc` is our account. Unregister first so the
+                // registrar stops sending new INVITEs.
+                let status = unsafe { sys::pjsua_acc_set_registration(acc, pj_bool(false)) };
+                status == sys::PJ_SUCCESS as sys::pj_status_t
+            }
+            _ => false,
+        };
         // SAFETY: on the pjlib thread.
         unsafe { sys::pjsua_call_hangup_all() };
-        while !self.calls.is_empty() && Instant::now() < deadline {
+        // Wait for the BYEs' and the unregistration's answers here rather than inside
+        // pjsua_destroy, so their events (CallEnded, Registration::Unregistered) still reach
+        // the application.
+        while (!self.calls.is_empty() || (unregistering && self.registered))
+            && Instant::now() < deadline
+        {
             // SAFETY: as above.
             unsafe { sys::pjsua_handle_events(10) };
             self.handle_records();

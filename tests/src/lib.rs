@@ -24,6 +24,7 @@
 
 pub mod audio;
 pub mod baresip;
+pub mod bench;
 pub mod g711;
 pub mod ports;
 pub mod process;

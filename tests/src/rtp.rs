@@ -131,25 +131,76 @@ impl RtpListener {
         payload: Vec<u8>,
         pt: u8,
     ) -> Result<JoinHandle<()>> {
+        self.stream_g711_with_dtmf(dest, payload, pt, Vec::new())
+    }
+
+    /// Like [`RtpListener::stream_g711`], but digits are sent as RFC 4733 telephone events
+    /// (payload type `event_pt` of each [`DtmfDigit`]) in place of the audio packets they
+    /// overlap, within the same RTP stream (SSRC, sequence numbers), as phones do.
+    pub fn stream_g711_with_dtmf(
+        &self,
+        dest: SocketAddr,
+        payload: Vec<u8>,
+        pt: u8,
+        digits: Vec<DtmfDigit>,
+    ) -> Result<JoinHandle<()>> {
+        for d in &digits {
+            if dtmf_event_code(d.digit).is_none() {
+                bail!("{:?} is not a DTMF digit (0-9, *, #, A-D)", d.digit);
+            }
+        }
         let sock = self.sender.try_clone()?;
         let handle = std::thread::Builder::new()
             .name(format!("rtp-send-{}", self.port))
             .spawn(move || {
                 let start = Instant::now();
                 let ssrc = 0x5eed_0000 | u32::from(dest.port());
+                let mut seq: u16 = 0;
+                let mut send = |marker: bool, pt: u8, ts: u32, body: &[u8]| {
+                    let mut packet = Vec::with_capacity(12 + body.len());
+                    packet.push(0x80);
+                    packet.push(if marker { 0x80 | pt } else { pt });
+                    packet.extend_from_slice(&seq.to_be_bytes());
+                    packet.extend_from_slice(&ts.to_be_bytes());
+                    packet.extend_from_slice(&ssrc.to_be_bytes());
+                    packet.extend_from_slice(body);
+                    let _ = sock.send_to(&packet, dest);
+                    seq = seq.wrapping_add(1);
+                };
                 for (i, chunk) in payload.chunks(160).enumerate() {
                     let due = start + Duration::from_millis(20 * i as u64);
                     if let Some(wait) = due.checked_duration_since(Instant::now()) {
                         std::thread::sleep(wait);
                     }
-                    let mut packet = Vec::with_capacity(12 + chunk.len());
-                    packet.push(0x80);
-                    packet.push(if i == 0 { 0x80 | pt } else { pt });
-                    packet.extend_from_slice(&(i as u16).to_be_bytes());
-                    packet.extend_from_slice(&((i * 160) as u32).to_be_bytes());
-                    packet.extend_from_slice(&ssrc.to_be_bytes());
-                    packet.extend_from_slice(chunk);
-                    let _ = sock.send_to(&packet, dest);
+                    let slot = i as u64;
+                    let event = digits.iter().find_map(|d| {
+                        let first = d.at.as_millis() as u64 / 20;
+                        let last = first + (d.length.as_millis() as u64 / 20).max(1) - 1;
+                        (first..=last)
+                            .contains(&slot)
+                            .then_some((d, first, slot == last))
+                    });
+                    match event {
+                        Some((d, first, is_last)) => {
+                            let code = dtmf_event_code(d.digit).unwrap_or(0);
+                            let ts = (first * 160) as u32;
+                            let duration = ((slot - first + 1) * 160) as u16;
+                            // Volume 10 (-10 dBm0); the end bit on the final packet, sent
+                            // three times as RFC 4733 recommends.
+                            let body = |end: bool| {
+                                let flags = if end { 0x80 | 10 } else { 10 };
+                                let [hi, lo] = duration.to_be_bytes();
+                                [code, flags, hi, lo]
+                            };
+                            send(slot == first, d.event_pt, ts, &body(false));
+                            if is_last {
+                                for _ in 0..3 {
+                                    send(false, d.event_pt, ts, &body(true));
+                                }
+                            }
+                        }
+                        None => send(i == 0, pt, (i * 160) as u32, chunk),
+                    }
                 }
             })
             .context("spawning the RTP sender thread")?;
@@ -196,6 +247,30 @@ impl RtpListener {
 impl Drop for RtpListener {
     fn drop(&mut self) {
         let _ = self.stop_thread();
+    }
+}
+
+/// A DTMF digit to send as RFC 4733 telephone events.
+#[derive(Clone, Debug)]
+pub struct DtmfDigit {
+    /// `0`-`9`, `*`, `#` or `A`-`D`.
+    pub digit: char,
+    /// When the key goes down, from the start of the stream (rounded down to 20 ms).
+    pub at: Duration,
+    /// How long it is held (rounded down to 20 ms, at least one packet).
+    pub length: Duration,
+    /// The telephone-event payload type the SDP negotiated (often 101).
+    pub event_pt: u8,
+}
+
+/// The RFC 4733 event code of a DTMF digit.
+pub fn dtmf_event_code(digit: char) -> Option<u8> {
+    match digit {
+        '0'..='9' => Some(digit as u8 - b'0'),
+        '*' => Some(10),
+        '#' => Some(11),
+        'A'..='D' => Some(digit as u8 - b'A' + 12),
+        _ => None,
     }
 }
 

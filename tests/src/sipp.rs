@@ -14,11 +14,18 @@
 //!   with `rtp_stream`; SDP points the far end's RTP at the harness's
 //!   [`crate::rtp::RtpListener`].
 //! - `uas_registrar.xml`: 401 digest challenge, `verifyauth`, 200 with
-//!   Contact/Expires, re-REGISTER, unregister (`Expires: 0`);
+//!   Contact and `Expires: {{EXPIRES}}` (default 3600), re-REGISTER,
+//!   unregister (`Expires: 0`);
 //!   `wrong credentials get 403 and count as a failed call.
 //! - `uas_answer.xml`: answers an INVITE (outbound-call tests) and waits for
 //!   BYE; `uas_refer.xml` additionally accepts a REFER with 202 + NOTIFY.
 //! - `uac_load.xml`: the G.711 call for `-m N -l C` load runs.
+//! - `uac_g711_symmetric.xml` / `uac_g711_dtmf.xml`: SIPp only signals, the
+//!   harness's RTP socket sends and captures (the latter offers
+//!   telephone-event, PT 101).
+//! - `uac_call.xml`: a PCMA call SIPp ends after `CALL_MS`, logging when 180
+//!   and 200 arrived; `uac_wait_bye.xml`: a call the far end must end;
+//!   `uac_expect_reject.xml`: an INVITE that must get exactly `CODE`.
 //! - `uac_malformed.xml`: garbage and malformed requests that must be answered
 //!   with 4xx or ignored, never crash the server.
 
@@ -166,6 +173,9 @@ impl Sipp {
         let mut vars = run.vars.clone();
         vars.entry("PAUSE_MS".into())
             .or_insert_with(|| run.pause_ms.unwrap_or(1000).to_string());
+        // uas_registrar.xml: the lifetime the registrar grants, unless a test wants a short one.
+        vars.entry("EXPIRES".into())
+            .or_insert_with(|| "3600".to_string());
         let rendered = render_template(&template, &vars)?;
         let sf = dir.path().join(
             run.scenario
@@ -304,6 +314,10 @@ mod tests {
             "PAUSE_MS",
             "REFER_TO",
             "PORT_FILE",
+            "EXPIRES",
+            "CODE",
+            "EVENTS_FILE",
+            "WAIT_MS",
         ] {
             vars.insert(k.to_owned(), "1".to_owned());
         }

@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod instructions;
 pub mod normalize;
+pub mod provider;
 pub mod search;
 pub mod store;
 pub mod tools;

@@ -239,6 +239,16 @@ impl OrderStore {
         Ok(id)
     }
 
+    /// Replaces the transcript of a confirmed order: the call goes on after `confirm_order`
+    /// (order number read out, goodbye), and the whole conversation belongs to the order.
+    pub fn set_transcript(&mut self, order_no: &str, transcript: &str) -> Result<bool, StoreError> {
+        let changed = self.conn.execute(
+            "UPDATE orders SET transcript = ?2 WHERE order_no = ?1",
+            params![order_no, transcript],
+        )?;
+        Ok(changed > 0)
+    }
+
     /// One order by its number.
     pub fn get(&self, order_no: &str) -> Result<Option<StoredOrder>, StoreError> {
         let id: Option<i64> = self

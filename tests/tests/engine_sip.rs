@@ -1,0 +1,654 @@
+//! The engine's SIP features against real peers over loopback: digest registration with refresh
+//! and unregistration, RFC 4733 DTMF, blind transfer, the call cap, the source allowlist,
+//! barge-in flush timing, BYE on shutdown, start-up errors, malformed input and the ring delay.
+//!
+//! Every verdict comes from the peer (SIPp's success counters, RTP captured by the harness) or
+//! from an engine event that only a working feature produces. pjsua is one per process, so the
+//! tests in this binary take turns (ENGINE_LOCK).
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use integration_tests::g711::Law;
+use integration_tests::ports;
+use integration_tests::rtp::{DtmfDigit, RtpListener};
+use integration_tests::sipp::{Sipp, SippRun};
+use integration_tests::speech::tone;
+use pjsip_safe::media::SAMPLE_RATE;
+use pjsip_safe::{
+    AccountConfig, AnswerMode, CallId, CallMedia, CallState, Engine, EngineConfig, Error, Event,
+    EventReceiver, Registration, RejectReason, Secret, Transport,
+};
+
+static ENGINE_LOCK: Mutex<()> = Mutex::new(());
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    ENGINE_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn config() -> EngineConfig {
+    EngineConfig {
+        bind: "127.0.0.1".parse().unwrap(),
+        sip_port: ports::sip_port().unwrap(),
+        transports: vec![Transport::Udp],
+        rtp_port_start: ports::rtp_range(40).unwrap(),
+        rtp_port_range: 40,
+        answer: AnswerMode::Immediate,
+        sip_keepalive: Duration::ZERO,
+        ..EngineConfig::default()
+    }
+}
+
+fn start(config: EngineConfig) -> (Engine, EventReceiver, u16) {
+    let port = config.sip_port;
+    let (engine, events) = Engine::start(config).unwrap();
+    (engine, events, port)
+}
+
+/// Waits for the first event `pick` accepts; panics with every other event seen meanwhile.
+fn wait_event<T>(
+    events: &EventReceiver,
+    what: &str,
+    timeout: Duration,
+    mut pick: impl FnMut(Event) -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    let mut seen = Vec::new();
+    while let Ok(event) = events.recv_deadline(deadline) {
+        let text = format!("{event:?}");
+        match pick(event) {
+            Some(t) => return t,
+            None => seen.push(text),
+        }
+    }
+    panic!("no {what} within {timeout:?}; other events: {seen:#?}");
+}
+
+fn wait_media(events: &EventReceiver) -> (CallId, CallMedia) {
+    wait_event(
+        events,
+        "MediaActive",
+        Duration::from_secs(10),
+        |e| match e {
+            Event::MediaActive {
+                call,
+                media: Some(media),
+                ..
+            } => Some((call, media)),
+            _ => None,
+        },
+    )
+}
+
+fn wait_ended(events: &EventReceiver, call: CallId) -> u16 {
+    wait_event(events, "CallEnded", Duration::from_secs(10), |e| match e {
+        Event::CallEnded { call: c, code, .. } if c == call => Some(code),
+        _ => None,
+    })
+}
+
+fn wait_registration(events: &EventReceiver, timeout: Duration) -> Registration {
+    wait_event(events, "Registration", timeout, |e| match e {
+        Event::Registration(r) => Some(r),
+        _ => None,
+    })
+}
+
+/// Waits for SIPp to write the engine's RTP port (from the 200 OK's SDP) and returns it.
+fn wait_port_file(path: &Path) -> u16 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if let Some(port) = text.strip_suffix('\n').and_then(|t| t.trim().parse().ok()) {
+                return port;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no media port in {}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A SIPp UAC run against the engine with its SDP pointing at `rtp`.
+fn uac(scenario: &str, engine_port: u16, rtp: &RtpListener) -> SippRun {
+    SippRun::new(scenario)
+        .var("RTP_LISTEN_PORT", rtp.port())
+        .remote(format!("127.0.0.1:{engine_port}"))
+        .service("agent")
+}
+
+fn registrar(password: &str, expires: u32) -> Sipp {
+    Sipp::spawn(
+        &SippRun::new("uas_registrar.xml")
+            .var("USER", "agent")
+            .var("PASSWORD", password)
+            .var("EXPIRES", expires)
+            // How long the registrar waits for the next REGISTER: longer than the refresh.
+            .var("PAUSE_MS", 15_000)
+            .timeout(Duration::from_secs(30)),
+    )
+    .unwrap()
+}
+
+fn account(server: String, password: &str) -> AccountConfig {
+    AccountConfig {
+        server,
+        username: "agent".into(),
+        password: Secret::new(password),
+        domain: None,
+        proxy: None,
+        reg_interval: Duration::from_secs(60),
+        retry_interval: Duration::from_secs(30),
+    }
+}
+
+#[test]
+fn registers_with_digest_auth_refreshes_and_unregisters_on_shutdown() {
+    let _guard = lock();
+    let registrar = registrar("s3cret", 6);
+    let (engine, events, _) = start(EngineConfig {
+        account: Some(account(registrar.addr(), "s3cret")),
+        ..config()
+    });
+    assert!(engine.info().trunk_mode);
+    let first = wait_registration(&events, Duration::from_secs(10));
+    let registered_at = Instant::now();
+    // We asked for 60 s; the registrar granted 6 and PJSIP must follow the registrar.
+    assert_eq!(first, Registration::Registered { expires: 6 });
+    // PJSIP refreshes at max(6 - 5, 5) s (its minimum delay before refresh is 5 s).
+    let second = wait_registration(&events, Duration::from_secs(10));
+    let refresh = registered_at.elapsed();
+    assert_eq!(second, Registration::Registered { expires: 6 });
+    eprintln!("re-registration after {refresh:?}");
+    assert!(
+        refresh >= Duration::from_secs(4) && refresh < Duration::from_secs(7),
+        "refresh after {refresh:?}, expected about 5 s"
+    );
+    engine.shutdown().unwrap();
+    // Events sent during shutdown stay readable after it.
+    let last = wait_registration(&events, Duration::from_secs(1));
+    assert_eq!(last, Registration::Unregistered);
+    let report = registrar.wait().unwrap();
+    assert!(report.all_succeeded(1), "{report}");
+}
+
+#[test]
+fn wrong_password_fails_registration() {
+    let _guard = lock();
+    let registrar = registrar("right", 3600);
+    let (engine, events, _) = start(EngineConfig {
+        account: Some(account(registrar.addr(), "wrong")),
+        ..config()
+    });
+    match wait_registration(&events, Duration::from_secs(10)) {
+        Registration::Failed { code, reason } => {
+            eprintln!("registration failed: {code} {reason}");
+            assert!(code == 401 || code == 403, "code {code}");
+        }
+        other => panic!("registered with a wrong password: {other:?}"),
+    }
+    let report = registrar.wait().unwrap();
+    assert_eq!(report.failed, 1, "{report}");
+    engine.shutdown().unwrap();
+}
+
+#[test]
+fn rfc4733_dtmf_digits_arrive_in_order() {
+    let _guard = lock();
+    let (engine, events, port) = start(config());
+    let peer = RtpListener::bind().unwrap();
+    let scratch = integration_tests::process::scratch_dir("dtmf").unwrap();
+    let port_file = scratch.path().join("engine-rtp-port");
+    let sipp = Sipp::spawn(
+        &uac("uac_g711_dtmf.xml", port, &peer)
+            .var("PT", 8)
+            .var("CODEC", "PCMA")
+            .var("PORT_FILE", port_file.display())
+            .var("CALL_MS", 4000)
+            .timeout(Duration::from_secs(20)),
+    )
+    .unwrap();
+    let (call, _media) = wait_media(&events);
+    let engine_rtp = wait_port_file(&port_file);
+    let audio = Law::A.encode_all(&tone(440.0, 8000, 3000, 0.1).to_i16());
+    let digits = [('1', 400), ('5', 1000), ('#', 1600)]
+        .map(|(digit, at)| DtmfDigit {
+            digit,
+            at: Duration::from_millis(at),
+            length: Duration::from_millis(200),
+            event_pt: 101,
+        })
+        .to_vec();
+    let sender = peer
+        .stream_g711_with_dtmf(
+            SocketAddr::from(([127, 0, 0, 1], engine_rtp)),
+            audio,
+            8,
+            digits,
+        )
+        .unwrap();
+    let mut got = String::new();
+    while got.len() < 3 {
+        got.push(wait_event(
+            &events,
+            "Dtmf",
+            Duration::from_secs(5),
+            |e| match e {
+                Event::Dtmf { call: c, digit } if c == call => Some(digit),
+                _ => None,
+            },
+        ));
+    }
+    sender.join().unwrap();
+    assert_eq!(got, "15#");
+    // No digit is reported twice (each end packet is sent three times).
+    let mut extra = String::new();
+    wait_event(&events, "CallEnded", Duration::from_secs(10), |e| match e {
+        Event::Dtmf { digit, .. } => {
+            extra.push(digit);
+            None
+        }
+        Event::CallEnded { call: c, .. } if c == call => Some(()),
+        _ => None,
+    });
+    assert_eq!(extra, "", "digits reported twice");
+    let report = sipp.wait().unwrap();
+    assert!(report.all_succeeded(1), "{report}");
+    engine.shutdown().unwrap();
+}
+
+#[test]
+fn blind_transfer_sends_refer_and_reports_the_notify() {
+    let _guard = lock();
+    let (engine, events, _) = start(config());
+    let peer = RtpListener::bind().unwrap();
+    let desk_port = ports::sip_port().unwrap();
+    let target = format!("sip:desk@127.0.0.1:{desk_port}");
+    let uas = Sipp::spawn(
+        &SippRun::new("uas_refer.xml")
+            .var("RTP_LISTEN_PORT", peer.port())
+            .var("REFER_TO", format!("sip:desk@127\\.0\\.0\\.1:{desk_port}"))
+            .timeout(Duration::from_secs(20)),
+    )
+    .unwrap();
+    let handle = engine.handle();
+    let call = handle
+        .make_call(format!("sip:frontdesk@{}", uas.addr()))
+        .wait()
+        .unwrap();
+    wait_event(&events, "Confirmed", Duration::from_secs(10), |e| match e {
+        Event::CallState {
+            call: c,
+            state: CallState::Confirmed,
+            ..
+        } if c == call => Some(()),
+        _ => None,
+    });
+    handle.transfer(call, &target).wait().unwrap();
+    let mut progress = Vec::new();
+    let (code, last) = wait_event(
+        &events,
+        "final TransferStatus",
+        Duration::from_secs(10),
+        |e| match e {
+            Event::TransferStatus {
+                call: c,
+                code,
+                last,
+                reason,
+            } if c == call => {
+                progress.push(format!("{code} {reason} last={last}"));
+                last.then_some((code, last))
+            }
+            _ => None,
+        },
+    );
+    eprintln!("transfer progress: {progress:?}");
+    assert_eq!((code, last), (200, true));
+    handle.hangup(call, 0).wait().unwrap();
+    wait_ended(&events, call);
+    let report = uas.wait().unwrap();
+    assert!(report.all_succeeded(1), "{report}");
+    engine.shutdown().unwrap();
+}
+
+#[test]
+fn calls_beyond_max_calls_get_486_busy() {
+    let _guard = lock();
+    let (engine, events, port) = start(EngineConfig {
+        max_calls: 1,
+        ..config()
+    });
+    let rtp = RtpListener::bind().unwrap();
+    let first = Sipp::spawn(&uac("uac_wait_bye.xml", port, &rtp).var("WAIT_MS", 15_000)).unwrap();
+    let (call, _media) = wait_media(&events);
+    let second = Sipp::spawn(&uac("uac_expect_reject.xml", port, &rtp).var("CODE", 486)).unwrap();
+    let (reason, code) =
+        wait_event(
+            &events,
+            "IncomingRejected",
+            Duration::from_secs(10),
+            |e| match e {
+                Event::IncomingRejected { reason, code, .. } => Some((reason, code)),
+                _ => None,
+            },
+        );
+    assert_eq!((reason, code), (RejectReason::Busy, 486));
+    let report = second.wait().unwrap();
+    assert!(
+        report.all_succeeded(1),
+        "the second caller must see 486: {report}"
+    );
+    engine.handle().hangup(call, 0).wait().unwrap();
+    wait_ended(&events, call);
+    let report = first.wait().unwrap();
+    assert!(report.all_succeeded(1), "{report}");
+    engine.shutdown().unwrap();
+}
+
+#[test]
+fn allowed_sources_refuse_others_with_403_and_admit_members() {
+    let _guard = lock();
+    let rtp = RtpListener::bind().unwrap();
+    let (engine, events, port) = start(EngineConfig {
+        allowed_sources: vec!["10.0.0.0/8".parse().unwrap()],
+        ..config()
+    });
+    let sipp = Sipp::spawn(&uac("uac_expect_reject.xml", port, &rtp).var("CODE", 403)).unwrap();
+    let (reason, code, source) = wait_event(
+        &events,
+        "IncomingRejected",
+        Duration::from_secs(10),
+        |e| match e {
+            Event::IncomingRejected {
+                reason,
+                code,
+                source,
+                ..
+            } => Some((reason, code, source)),
+            _ => None,
+        },
+    );
+    assert_eq!((reason, code), (RejectReason::NotAllowed, 403));
+    assert_eq!(source.map(|s| s.ip()), Some("127.0.0.1".parse().unwrap()));
+    let report = sipp.wait().unwrap();
+    assert!(report.all_succeeded(1), "the caller must see 403: {report}");
+    engine.shutdown().unwrap();
+
+    let (engine, events, port) = start(EngineConfig {
+        allowed_sources: vec!["127.0.0.0/8".parse().unwrap()],
+        ..config()
+    });
+    let scratch = integration_tests::process::scratch_dir("allow").unwrap();
+    let sipp = Sipp::spawn(
+        &uac("uac_call.xml", port, &rtp)
+            .var("CALL_MS", 300)
+            .var("EVENTS_FILE", scratch.path().join("events").display()),
+    )
+    .unwrap();
+    let call = wait_event(
+        &events,
+        "IncomingCall",
+        Duration::from_secs(10),
+        |e| match e {
+            Event::IncomingCall { call, .. } => Some(call),
+            Event::IncomingRejected { .. } => panic!("an allowed source was refused"),
+            _ => None,
+        },
+    );
+    assert_eq!(wait_ended(&events, call), 200);
+    let report = sipp.wait().unwrap();
+    assert!(report.all_succeeded(1), "{report}");
+    engine.shutdown().unwrap();
+}
+
+/// Energy of a decoded 20 ms packet: the tone is loud, silence (and resampler ringing) is not.
+fn is_tone(payload: &[u8]) -> bool {
+    let pcm = Law::A.decode_all(payload);
+    let energy: f64 = pcm.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+    (energy / pcm.len().max(1) as f64).sqrt() > 1000.0
+}
+
+#[test]
+fn flush_stops_the_audio_within_a_frame_and_played_samples_is_exact() {
+    let _guard = lock();
+    let (engine, events, port) = start(config());
+    let peer = RtpListener::bind().unwrap();
+    let scratch = integration_tests::process::scratch_dir("flush").unwrap();
+    let sipp = Sipp::spawn(
+        &uac("uac_g711_symmetric.xml", port, &peer)
+            .var("PT", 8)
+            .var("CODEC", "PCMA")
+            .var("PORT_FILE", scratch.path().join("port").display())
+            .var("CALL_MS", 4000)
+            .timeout(Duration::from_secs(20)),
+    )
+    .unwrap();
+    let (call, mut media) = wait_media(&events);
+    const KEY: u64 = 3;
+    let ten_seconds = tone(1000.0, SAMPLE_RATE, 10_000, 0.3).to_i16();
+    media.downlink.push(KEY, &ten_seconds).unwrap();
+    let two_seconds = u64::from(SAMPLE_RATE) * 2;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while media.downlink.played_samples(KEY) < two_seconds {
+        assert!(Instant::now() < deadline, "playback did not progress");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let flushed_at = Instant::now();
+    let unplayed = media.downlink.flush();
+    let played = media.downlink.played_samples(KEY);
+    assert_eq!(played + unplayed, ten_seconds.len() as u64);
+
+    wait_ended(&events, call);
+    let report = sipp.wait().unwrap();
+    assert!(report.all_succeeded(1), "{report}");
+    let packets = peer.finish().unwrap();
+    let tone_packets: Vec<_> = packets
+        .iter()
+        .filter(|p| p.payload_type == 8 && is_tone(&p.payload))
+        .collect();
+    let last = tone_packets.last().expect("the peer received no tone");
+    let stop = last.at.saturating_duration_since(flushed_at);
+    let received_ms = tone_packets.len() as f64 * 20.0;
+    let played_ms = played as f64 * 1000.0 / f64::from(SAMPLE_RATE);
+    eprintln!(
+        "flush: last tone packet {stop:?} after flush(); peer got {received_ms} ms of tone, \
+         played_samples says {played_ms} ms"
+    );
+    assert!(
+        stop <= Duration::from_millis(60),
+        "tone kept arriving {stop:?} after the flush"
+    );
+    assert!(
+        (received_ms - played_ms).abs() <= 20.0,
+        "peer heard {received_ms} ms, played_samples reports {played_ms} ms"
+    );
+    // Nothing loud arrives after the last tone packet (the flush did not just pause it).
+    let after: usize = packets
+        .iter()
+        .filter(|p| p.at > last.at && is_tone(&p.payload))
+        .count();
+    assert_eq!(after, 0);
+    engine.shutdown().unwrap();
+}
+
+#[test]
+fn shutdown_sends_bye_to_every_active_call() {
+    let _guard = lock();
+    let (engine, events, port) = start(config());
+    let rtp = RtpListener::bind().unwrap();
+    let peers: Vec<Sipp> = (0..2)
+        .map(|_| Sipp::spawn(&uac("uac_wait_bye.xml", port, &rtp).var("WAIT_MS", 15_000)).unwrap())
+        .collect();
+    let (a, _ma) = wait_media(&events);
+    let (b, _mb) = wait_media(&events);
+    assert_ne!(a, b);
+    let started = Instant::now();
+    engine.shutdown().unwrap();
+    eprintln!("shutdown with two calls took {:?}", started.elapsed());
+    let ended: Vec<CallId> = events
+        .drain()
+        .filter_map(|e| match e {
+            Event::CallEnded { call, .. } => Some(call),
+            _ => None,
+        })
+        .collect();
+    assert!(ended.contains(&a) && ended.contains(&b), "{ended:?}");
+    for peer in peers {
+        let report = peer.wait().unwrap();
+        assert!(report.all_succeeded(1), "a peer got no BYE: {report}");
+    }
+}
+
+#[test]
+fn start_errors_are_clear_and_the_engine_restarts() {
+    let _guard = lock();
+    let (engine, _events, _) = start(config());
+    match Engine::start(config()) {
+        Err(Error::AlreadyRunning) => {}
+        other => panic!("second engine: {:?}", other.map(|_| ())),
+    }
+    // Outbound calls to something that is no SIP URI fail before PJSIP sees them.
+    match engine.handle().make_call("not a uri").wait() {
+        Err(e @ Error::Config { key: "uri", .. }) => {
+            assert!(e.to_string().contains("not a uri"), "{e}");
+        }
+        other => panic!("invalid URI: {other:?}"),
+    }
+    engine.shutdown().unwrap();
+
+    let busy = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    match Engine::start(EngineConfig {
+        sip_port: port,
+        ..config()
+    }) {
+        Err(e @ Error::AddressInUse { port: p, .. }) => {
+            assert_eq!(p, port);
+            eprintln!("busy port: {e}");
+            assert!(e.to_string().contains(&port.to_string()), "{e}");
+        }
+        other => panic!("busy port: {:?}", other.map(|_| ())),
+    }
+    drop(busy);
+    let (engine, _events, _) = start(config());
+    engine.shutdown().unwrap();
+}
+
+#[test]
+fn malformed_sip_does_not_crash_and_calls_work_afterwards() {
+    let _guard = lock();
+    let (engine, events, port) = start(config());
+    let garbage = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let to = ("127.0.0.1", port);
+    let big = vec![b'A'; 60_000];
+    let inputs: [&[u8]; 7] = [
+        b"\x00\xff\xfe garbage",
+        b"INVITE\r\n\r\n",
+        b"INVITE sip:x SIP/2.0\r\nVia: nonsense\r\nContent-Length: -5\r\n\r\n",
+        b"SIP/2.0 200 OK\r\nCSeq: 1 BYE\r\n\r\n",
+        b"\r\n\r\n",
+        b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        &big,
+    ];
+    for input in inputs {
+        garbage.send_to(input, to).unwrap();
+    }
+    let rtp = RtpListener::bind().unwrap();
+    let mut run = uac("uac_malformed.xml", port, &rtp);
+    run.extra_args = vec![
+        "-trace_msg".into(),
+        "-message_file".into(),
+        "/tmp/mal_msgs.log".into(),
+    ];
+    let sipp = Sipp::spawn(&run).unwrap();
+    let dir = sipp.dir().to_owned();
+    if std::env::var_os("DEBUG_MAL").is_some() {
+        std::thread::sleep(Duration::from_secs(4));
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            eprintln!(
+                "==== {}\n{}",
+                p.display(),
+                std::fs::read_to_string(&p).unwrap_or_default()
+            );
+        }
+    }
+    let report = sipp.wait().unwrap();
+    assert!(
+        report.all_succeeded(1),
+        "the final OPTIONS got no 200: {report}"
+    );
+
+    let scratch = integration_tests::process::scratch_dir("after").unwrap();
+    let sipp = Sipp::spawn(
+        &uac("uac_call.xml", port, &rtp)
+            .var("CALL_MS", 300)
+            .var("EVENTS_FILE", scratch.path().join("events").display()),
+    )
+    .unwrap();
+    let call = wait_event(
+        &events,
+        "IncomingCall from SIPp",
+        Duration::from_secs(10),
+        |e| match e {
+            Event::IncomingCall { call, from, .. } if from.contains("sipp@") => Some(call),
+            Event::InternalError { message, .. } => panic!("engine error: {message}"),
+            _ => None,
+        },
+    );
+    assert_eq!(wait_ended(&events, call), 200);
+    let report = sipp.wait().unwrap();
+    assert!(report.all_succeeded(1), "{report}");
+    engine.shutdown().unwrap();
+}
+
+#[test]
+fn after_ring_answers_with_200_no_earlier_than_the_delay() {
+    let _guard = lock();
+    let (engine, events, port) = start(EngineConfig {
+        answer: AnswerMode::AfterRing(Duration::from_millis(300)),
+        ..config()
+    });
+    let rtp = RtpListener::bind().unwrap();
+    let scratch = integration_tests::process::scratch_dir("ring").unwrap();
+    let log = scratch.path().join("events");
+    let sipp = Sipp::spawn(
+        &uac("uac_call.xml", port, &rtp)
+            .var("CALL_MS", 300)
+            .var("EVENTS_FILE", log.display()),
+    )
+    .unwrap();
+    let call = wait_event(
+        &events,
+        "IncomingCall",
+        Duration::from_secs(10),
+        |e| match e {
+            Event::IncomingCall { call, .. } => Some(call),
+            _ => None,
+        },
+    );
+    wait_ended(&events, call);
+    let report = sipp.wait().unwrap();
+    assert!(report.all_succeeded(1), "{report}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let at = |code: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(code)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {code} in {text:?}"))
+    };
+    let (ringing, ok) = (at("180 "), at("200 "));
+    eprintln!("180 → 200 at the peer: {} ms", ok - ringing);
+    // The peer timestamps both with `date` from a shell, which costs a few ms each.
+    assert!(
+        ok >= ringing + 290,
+        "200 came {} ms after 180",
+        ok.saturating_sub(ringing)
+    );
+    engine.shutdown().unwrap();
+}
