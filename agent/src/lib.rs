@@ -2,6 +2,7 @@
 //! OpenAI Realtime speech-to-speech model talk to the caller.
 //!
 //! The crate is split by what each part holds:
+//! - [`api`]: the HTTP API, event stream, metrics and dashboard.
 //! - [`service`]: `voiceagent run`: the engine, one bridge task per call, shutdown.
 //! - [`bridge`]: one call: engine frames ↔ resampling ↔ WebSocket, driven by the conversation
 //!   state machine; barge-in, tools, hold and apology prompts.
@@ -11,10 +12,13 @@
 //! - [`tools`]: the tool registry the model calls into.
 //! - [`ordering`]: the phone ordering product: catalog, search, orders and their storage.
 //! - [`config`]: the typed configuration from the environment, `.env` and a config file.
+//! - [`live`]: live events (calls, transcripts, tools, levels) for the API and dashboard.
 //! - [`prompts`]: local audio prompts (apology, hold) at the engine's rate.
 
+pub mod api;
 pub mod bridge;
 pub mod config;
+pub mod live;
 pub mod ordering;
 pub mod prompts;
 pub mod realtime;

@@ -165,7 +165,17 @@ async fn serve(config: Config, mode: RunMode) -> ExitCode {
         }
     };
     tracing::info!(config = %config.summary(), "voiceagent {} starting", env!("CARGO_PKG_VERSION"));
-    match service::run(options, mode, Shared::default(), shutdown_signal()).await {
+    let shared = Shared::default();
+    let api = match agent::api::serve(config.api.addr, shared.clone()).await {
+        Ok(task) => task,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = service::run(options, mode, shared, shutdown_signal()).await;
+    api.abort();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::bridge::{self, CallEvent, CallPolicy, CallReport, CallSetup, RealtimeTarget};
+use crate::live::{LiveBus, LiveEvent};
 use crate::realtime::conversation::ConversationConfig;
 use crate::realtime::server::{LocalRealtimeServer, ServerConfig, ServerHandle};
 use crate::tools::ToolRegistry;
@@ -69,10 +70,30 @@ pub struct CallBook {
     pub total_calls: u64,
 }
 
-/// The running service's shared state.
+/// Requests to the service loop from the API.
+#[derive(Debug)]
+pub enum Control {
+    /// Place a call to a SIP URI bridged to the agent; replies with its id.
+    PlaceCall {
+        uri: String,
+        reply: tokio::sync::oneshot::Sender<pjsip_safe::Result<CallId>>,
+    },
+}
+
+/// The running service's shared state: what the API reads and the handles it acts through.
 #[derive(Debug, Clone, Default)]
 pub struct Shared {
     pub book: Arc<Mutex<CallBook>>,
+    pub live: LiveBus,
+    /// Set once the engine runs.
+    pub engine: Arc<std::sync::OnceLock<pjsip_safe::EngineHandle>>,
+    /// Set once the service loop runs.
+    pub control: Arc<std::sync::OnceLock<mpsc::UnboundedSender<Control>>>,
+    /// Engine facts (version, transports, codecs, mode) once started.
+    pub engine_info: Arc<std::sync::OnceLock<pjsip_safe::EngineInfo>>,
+    /// The Realtime endpoint answered its last connection attempt.
+    pub backend_ok: Arc<std::sync::atomic::AtomicBool>,
+    pub started: Arc<std::sync::OnceLock<Instant>>,
 }
 
 /// Starts the built-in local Realtime server (echo agent) for `voiceagent run` without a key.
@@ -136,6 +157,14 @@ pub async fn run(
         "SIP engine started"
     );
     let handle = engine.handle();
+    let _ = shared.engine.set(handle.clone());
+    let _ = shared.engine_info.set(info.clone());
+    let _ = shared.started.set(Instant::now());
+    shared
+        .backend_ok
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let (control_tx, mut control_rx) = mpsc::unbounded_channel::<Control>();
+    let _ = shared.control.set(control_tx);
     let mut engine = Some(engine);
 
     let mut conversation = conversation;
@@ -151,6 +180,15 @@ pub async fn run(
                       to: String| {
         let (tx, rx) = mpsc::unbounded_channel();
         calls.insert(call, tx);
+        shared.live.publish(LiveEvent::CallStarted {
+            call: call.to_string(),
+            direction: match direction {
+                Direction::Incoming => "incoming",
+                Direction::Outgoing => "outgoing",
+            },
+            from: from.clone(),
+            to: to.clone(),
+        });
         tasks.spawn(bridge::run_call(CallSetup {
             call,
             direction,
@@ -162,6 +200,7 @@ pub async fn run(
             tools: tools.clone(),
             realtime: target.clone(),
             policy: policy.clone(),
+            live: shared.live.clone(),
         }));
     };
 
@@ -223,6 +262,11 @@ pub async fn run(
                 if let Ok(report) = done {
                     let finished_outbound = outbound.is_some_and(|c| c.to_string() == report.call);
                     log_report(&report);
+                    shared.live.publish(LiveEvent::CallEnded {
+                        call: report.call.clone(),
+                        reason: report.end_reason.clone(),
+                        duration_ms: report.duration_ms,
+                    });
                     let mut book = shared.book.lock().expect("book lock");
                     book.total_calls += 1;
                     book.recent.push_front(report);
@@ -233,6 +277,20 @@ pub async fn run(
                     }
                 }
             }
+            Some(control) = control_rx.recv() => match control {
+                Control::PlaceCall { uri, reply } => {
+                    let placed = if stopping.is_some() {
+                        Err(pjsip_safe::Error::Stopped)
+                    } else {
+                        handle.make_call(uri.clone()).wait_async().await
+                    };
+                    if let Ok(call) = &placed {
+                        tracing::info!(%call, %uri, "placing a call (API)");
+                        spawn_call(&mut tasks, &mut calls, *call, Direction::Outgoing, String::new(), uri.clone());
+                    }
+                    let _ = reply.send(placed);
+                }
+            },
             _ = &mut shutdown, if stopping.is_none() => {
                 tracing::info!("shutting down: no new calls; hanging up active calls and unregistering");
                 stopping = begin_stop(&mut engine);
@@ -333,6 +391,9 @@ fn dispatch(
                     "registration failed (401/403: check SIP_USERNAME and SIP_PASSWORD; 408: SIP_SERVER unreachable)"
                 ),
             }
+            shared.live.publish(LiveEvent::Registration {
+                state: format!("{reg:?}"),
+            });
             shared.book.lock().expect("book lock").registration = Some(reg);
         }
         Event::CallState {

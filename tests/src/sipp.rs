@@ -318,6 +318,7 @@ mod tests {
             "CODE",
             "EVENTS_FILE",
             "WAIT_MS",
+            "PHASE_MS",
         ] {
             vars.insert(k.to_owned(), "1".to_owned());
         }

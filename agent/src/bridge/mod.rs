@@ -26,8 +26,11 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::live::{Level, LiveBus, LiveEvent};
 use crate::prompts::{self, Prompt};
-use crate::realtime::conversation::{Conversation, ConversationConfig, Output, Transcript};
+use crate::realtime::conversation::{
+    Conversation, ConversationConfig, Output, Transcript, TranscriptEvent,
+};
 use crate::realtime::wire::ClientEvent;
 use crate::tools::{ToolContext, ToolOutcome, ToolRegistry};
 use resample::StreamResampler;
@@ -119,7 +122,12 @@ pub struct CallSetup {
     pub tools: ToolRegistry,
     pub realtime: RealtimeTarget,
     pub policy: CallPolicy,
+    /// Where live events of this call go.
+    pub live: LiveBus,
 }
+
+/// How often audio levels are published.
+const LEVEL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A tool call as it happened, for the call's record.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -281,6 +289,12 @@ struct Bridge {
     hangup_after_playback: bool,
     transfer_after_playback: Option<String>,
     transfer_in_progress: Option<String>,
+    live: LiveBus,
+    /// Transcript entries already published.
+    published: usize,
+    caller_level: Level,
+    agent_level: Level,
+    last_levels: Instant,
     /// The backend failed; the apology plays and then the call ends.
     failing: bool,
     hung_up: bool,
@@ -301,6 +315,7 @@ pub async fn run_call(setup: CallSetup) -> CallReport {
         tools,
         realtime,
         policy,
+        live,
     } = setup;
     let started = Instant::now();
     let (tool_tx, mut tool_rx) = mpsc::unbounded_channel();
@@ -359,6 +374,11 @@ pub async fn run_call(setup: CallSetup) -> CallReport {
         hangup_after_playback: false,
         transfer_after_playback: None,
         transfer_in_progress: None,
+        live,
+        published: 0,
+        caller_level: Level::default(),
+        agent_level: Level::default(),
+        last_levels: started,
         failing: false,
         hung_up: false,
         ended: false,
@@ -473,6 +493,15 @@ impl Bridge {
     }
 
     async fn on_uplink(&mut self, frame: UplinkFrame) {
+        self.caller_level.add(&frame.samples);
+        if self.last_levels.elapsed() >= LEVEL_INTERVAL {
+            self.last_levels = Instant::now();
+            self.live.publish(LiveEvent::Levels {
+                call: self.call.to_string(),
+                caller_dbfs: self.caller_level.take_dbfs(),
+                agent_dbfs: self.agent_level.take_dbfs(),
+            });
+        }
         if !self.session_ready || self.socket.is_none() || self.failing {
             return;
         }
@@ -555,6 +584,24 @@ impl Bridge {
             duration_ms: done.outcome.duration.as_millis() as u64,
             at_ms: done.started.duration_since(self.started).as_millis() as u64,
         });
+        self.live.publish(LiveEvent::ToolCall {
+            call: self.call.to_string(),
+            name: self
+                .report
+                .tool_calls
+                .last()
+                .map(|t| t.name.clone())
+                .unwrap_or_default(),
+            arguments: self
+                .report
+                .tool_calls
+                .last()
+                .map(|t| t.arguments.clone())
+                .unwrap_or_default(),
+            output: done.outcome.output.clone(),
+            ok: done.outcome.ok,
+            duration_ms: done.outcome.duration.as_millis() as u64,
+        });
         if self.hold_playing && self.pending_tools.is_empty() {
             self.stop_prompt();
         }
@@ -571,6 +618,26 @@ impl Bridge {
         while let Some(output) = self.conv.poll_output() {
             self.carry_out(output).await;
         }
+        self.publish_transcript();
+    }
+
+    /// Publishes transcript lines the conversation added since the last call.
+    fn publish_transcript(&mut self) {
+        let entries = &self.conv.transcript().entries;
+        for entry in entries.iter().skip(self.published) {
+            let (speaker, text) = match &entry.event {
+                TranscriptEvent::Caller { text, .. } => ("caller", text),
+                TranscriptEvent::Agent { text, .. } => ("agent", text),
+                _ => continue,
+            };
+            self.live.publish(LiveEvent::Transcript {
+                call: self.call.to_string(),
+                speaker,
+                text: text.clone(),
+                at_ms: entry.at_ms,
+            });
+        }
+        self.published = entries.len();
     }
 
     async fn carry_out(&mut self, output: Output) {
@@ -604,6 +671,9 @@ impl Bridge {
                             self.answered = true;
                             self.report.answered_after_ms = Some(self.elapsed_ms());
                             tracing::info!(call = %self.call, "session ready; call answered");
+                            self.live.publish(LiveEvent::CallAnswered {
+                                call: self.call.to_string(),
+                            });
                         }
                         Err(e) => {
                             tracing::warn!(call = %self.call, "answering failed: {e}");
@@ -685,6 +755,7 @@ impl Bridge {
         let mut out = std::mem::take(&mut self.down_buf);
         out.clear();
         self.down.push(samples, &mut out);
+        self.agent_level.add(&out);
         if !out.is_empty() {
             self.media_push(key, out.clone());
         }
@@ -749,6 +820,11 @@ impl Bridge {
             self.report
                 .truncations
                 .push((item.item_id.clone(), heard_24k / 24));
+            self.live.publish(LiveEvent::BargeIn {
+                call: self.call.to_string(),
+                item_id: item.item_id.clone(),
+                heard_ms: heard_24k / 24,
+            });
             reported_target |= item.item_id == item_id;
             self.conv
                 .handle_playback_flushed(now, &item.item_id, heard_24k);
