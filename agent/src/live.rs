@@ -118,7 +118,7 @@ mod tests {
         assert_eq!(l.take_dbfs(), -100.0);
         l.add(&[i16::MAX, i16::MIN, i16::MAX, i16::MIN]);
         assert!(l.take_dbfs().abs() < 0.01);
-        l.add(&vec![3277; 100]);
+        l.add(&[3277; 100]);
         assert!(
             (l.take_dbfs() + 20.0).abs() < 0.1,
             "a tenth of full scale is -20 dBFS"
