@@ -90,10 +90,29 @@ struct Shared {
     /// Played-frame count at which the real-time side wakes `drain_waker`; `u64::MAX` = nobody waits.
     drain_target: AtomicU64,
     drain_waker: AtomicWaker,
+    /// Set by the real-time side; the relay wakes `drain_waker` and clears it.
+    drain_pending: AtomicBool,
     /// Set once when the real-time half is dropped.
     closed: AtomicBool,
     counters: Counters,
     high_water: HighWater,
+}
+
+impl super::relay::Wakeable for Shared {
+    fn wake_if_pending(&self) {
+        if self.drain_pending.swap(false, Ordering::AcqRel) {
+            self.drain_waker.wake();
+        }
+    }
+}
+
+impl Shared {
+    /// Real-time side: leave the wake to the relay (see `relay.rs`).
+    #[inline]
+    fn wake_drained(&self) {
+        self.drain_pending.store(true, Ordering::Release);
+        super::relay::notify();
+    }
 }
 
 impl Shared {
@@ -135,10 +154,13 @@ pub fn channel(capacity: NonZeroUsize) -> (DownlinkRt, DownlinkApi) {
         state: CachePadded::new(AtomicU64::new(pack(0, 0))),
         drain_target: AtomicU64::new(u64::MAX),
         drain_waker: AtomicWaker::new(),
+        drain_pending: AtomicBool::new(false),
         closed: AtomicBool::new(false),
         counters: Counters::default(),
         high_water: HighWater::new(capacity),
     });
+    let relay_target: Arc<dyn super::relay::Wakeable> = shared.clone();
+    super::relay::register(Arc::downgrade(&relay_target));
     (
         DownlinkRt {
             shared: shared.clone(),
@@ -167,7 +189,7 @@ impl DownlinkRt {
     ///
     /// Never blocks, allocates, logs or panics. Cost: one queue pop, one 1.9 kB copy, one
     /// compare-exchange; plus, only when `wait_drained` is waiting and this was the last
-    /// queued frame, one waker wake (see the uplink module for what that costs).
+    /// queued frame, two atomic stores for the relay (which does the actual wake).
     #[inline]
     pub fn get_frame(&mut self, out: &mut Frame) -> bool {
         let shared = &*self.shared;
@@ -189,7 +211,7 @@ impl DownlinkRt {
                     .compare_exchange(target, u64::MAX, Ordering::SeqCst, Ordering::Relaxed)
                     .is_ok()
             {
-                shared.drain_waker.wake();
+                shared.wake_drained();
             }
             return true;
         }
@@ -206,7 +228,7 @@ impl DownlinkRt {
 impl Drop for DownlinkRt {
     fn drop(&mut self) {
         self.shared.closed.store(true, Ordering::SeqCst);
-        self.shared.drain_waker.wake();
+        self.shared.wake_drained();
     }
 }
 

@@ -29,6 +29,7 @@
 mod downlink;
 mod frame;
 mod ledger;
+pub mod relay;
 mod stats;
 mod uplink;
 

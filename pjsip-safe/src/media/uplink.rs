@@ -16,19 +16,14 @@
 //! consumer thread runs again. This needs the queue to be full and a preemption at that exact
 //! instruction; the bench measures the ordinary cost.
 //!
-//! # What waking costs on the real-time thread
+//! # Waking the consumer, off the real-time thread
 //!
-//! After each push, `put_frame` calls [`AtomicWaker::wake`]:
-//! * nobody waiting (consumer polls with `try_recv`, or is busy): one `fetch_or` on the waker's
-//!   state word, nothing else;
-//! * a consumer waiting in [`UplinkApi::recv_timeout`]: additionally `Thread::unpark`, one atomic
-//!   swap and, if the thread is parked, one `futex(WAKE)` syscall; no lock, no allocation;
-//! * a tokio task waiting in [`UplinkApi::recv`]: additionally tokio's `Waker::wake`. Called from a
-//!   thread outside the runtime, tokio pushes the task onto its injection queue under a mutex
-//!   held for a few pointer writes (never across I/O, so contention is with other schedulers
-//!   only, for nanoseconds) and may unpark an idle worker (futex or eventfd write). That mutex is
-//!   the one blocking primitive reachable from the real-time side; a consumer that cannot accept
-//!   it polls `try_recv` on its own 20 ms tick and the wake degrades to the first case.
+//! After each push, `put_frame` only marks the queue pending and notifies the process-wide
+//! [`relay`](super::relay) (two atomic stores). The relay thread, within about a millisecond,
+//! calls [`AtomicWaker::wake`] for pending queues: `Thread::unpark` for a consumer in
+//! [`UplinkApi::recv_timeout`], tokio's `Waker::wake` for a task in [`UplinkApi::recv`]. Those
+//! wakes are syscalls and (for tokio) a short mutex; measured directly in `put_frame` they cost
+//! p99 65 µs under load, so they do not belong on PJSIP's clock thread.
 //!
 //! A waker is only consumed once per registration, so a burst of catch-up frames wakes the task
 //! at most once until it polls again.
@@ -49,13 +44,30 @@ use super::stats::{Counters, HighWater, QueueStats};
 struct Shared {
     queue: ArrayQueue<UplinkFrame>,
     waker: AtomicWaker,
+    /// Set by the real-time side; the relay wakes the consumer and clears it.
+    pending: AtomicBool,
     /// Set once when the real-time half is dropped (the port is gone).
     closed: AtomicBool,
     counters: Counters,
     high_water: HighWater,
 }
 
+impl super::relay::Wakeable for Shared {
+    fn wake_if_pending(&self) {
+        if self.pending.swap(false, Ordering::AcqRel) {
+            self.waker.wake();
+        }
+    }
+}
+
 impl Shared {
+    /// Real-time side: leave the wake to the relay.
+    #[inline]
+    fn mark_pending(&self) {
+        self.pending.store(true, Ordering::Release);
+        super::relay::notify();
+    }
+
     fn stats(&self) -> QueueStats {
         self.counters.snapshot(
             self.queue.capacity(),
@@ -71,10 +83,13 @@ pub fn channel(capacity: std::num::NonZeroUsize) -> (UplinkRt, UplinkApi) {
     let shared = Arc::new(Shared {
         queue: ArrayQueue::new(capacity),
         waker: AtomicWaker::new(),
+        pending: AtomicBool::new(false),
         closed: AtomicBool::new(false),
         counters: Counters::default(),
         high_water: HighWater::new(capacity),
     });
+    let relay_target: Arc<dyn super::relay::Wakeable> = shared.clone();
+    super::relay::register(Arc::downgrade(&relay_target));
     (
         UplinkRt {
             shared: shared.clone(),
@@ -121,7 +136,7 @@ impl UplinkRt {
         let depth = shared.queue.len();
         shared.counters.note_depth(depth);
         shared.high_water.observe(depth);
-        shared.waker.wake();
+        shared.mark_pending();
     }
 
     /// Counters of this queue.
@@ -133,7 +148,8 @@ impl UplinkRt {
 impl Drop for UplinkRt {
     fn drop(&mut self) {
         self.shared.closed.store(true, Ordering::Release);
-        self.shared.waker.wake();
+        // May run on the clock thread (on_destroy on PJSIP 2.15+): the relay wakes the consumer.
+        self.shared.mark_pending();
     }
 }
 
