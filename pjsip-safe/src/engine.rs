@@ -98,6 +98,8 @@ pub struct CallStats {
     pub jitter_buffer_ms: u32,
     /// Our media queues' counters (drops, underruns, flushes).
     pub queues: Option<MediaStats>,
+    /// How long this call's media-port callbacks took (the real-time budget is 20 µs).
+    pub callback_timing: Option<crate::PortTiming>,
 }
 
 /// A command's result, to wait for from sync or async code.

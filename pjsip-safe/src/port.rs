@@ -118,7 +118,6 @@ impl PortHandle {
 
     /// Durations of this port's callbacks so far.
     // Read by the engine's stats command (runtime.rs) once CallStats carries it.
-    #[allow(dead_code)]
     pub(crate) fn timing(&self) -> PortTiming {
         // SAFETY: as in `stats`: live port, atomics only.
         unsafe { self.port.as_ref() }.timing()

@@ -144,6 +144,18 @@ fn jb(value: Option<u32>) -> i32 {
 }
 
 fn init(config: EngineConfig, events: flume::Sender<Event>) -> Result<State> {
+    // Each call takes an RTP and an RTCP port; a range smaller than that refuses calls late.
+    let rtp_calls = u32::from(config.rtp_port_range) / 2;
+    if rtp_calls < config.max_calls {
+        tracing::warn!(
+            rtp_port_start = config.rtp_port_start,
+            rtp_port_range = config.rtp_port_range,
+            max_calls = config.max_calls,
+            "the RTP port range holds only {rtp_calls} calls (2 ports each), fewer than max_calls; \
+             widen RTP_PORT_RANGE to at least {}",
+            2 * config.max_calls
+        );
+    }
     // Strings handed to pjsua_init must live until it returns (it duplicates them).
     let user_agent = cstring("user_agent", &config.user_agent)?;
     let stun: Vec<CString> = config
@@ -727,6 +739,7 @@ impl State {
             rtt_ms: (stat.rtcp.rtt.n > 0).then(|| stat.rtcp.rtt.mean as f64 / 1000.0),
             jitter_buffer_ms: stat.jbuf.avg_delay,
             queues,
+            callback_timing: self.calls[&idx].port.as_ref().map(|p| p.timing()),
         })
     }
 
