@@ -1,7 +1,9 @@
 //! The ordering tools as a [`ToolProvider`] of the agent's registry.
 //!
 //! Handlers and SQLite are blocking, so every call runs on tokio's blocking pool. Each phone call
-//! has its own [`OrderSession`]; when the call ends, an unconfirmed order is stored as
+//! has its own [`OrderSession`] and its own SQLite connection (WAL lets connections write
+//! concurrently), so a slow or locked database delays only the calls that write, never the
+//! tools of every call. When the call ends, an unconfirmed order is stored as
 //! abandoned and a confirmed one gets the complete transcript (the conversation continues after
 //! `confirm_order`: the order number is read out, goodbyes are said).
 
@@ -17,11 +19,19 @@ use super::{handle_tool_call, tool_definitions, Catalog, OrderSession, OrderStor
 use crate::realtime::conversation::{ToolDefinition, Transcript, TranscriptEvent};
 use crate::tools::{ToolContext, ToolFuture, ToolProvider};
 
-/// Catalog, order store and the order sessions of calls in progress.
+/// One call's order and its database connection (opened on the call's first tool use).
+struct CallOrder {
+    session: OrderSession,
+    store: Option<OrderStore>,
+}
+
+type CallOrders = Arc<Mutex<HashMap<CallId, Arc<Mutex<CallOrder>>>>>;
+
+/// Catalog, where orders are stored, and the orders of calls in progress.
 pub struct OrderingTools {
     catalog: Arc<Catalog>,
-    store: Arc<Mutex<OrderStore>>,
-    sessions: Arc<Mutex<HashMap<CallId, OrderSession>>>,
+    data_dir: Arc<std::path::PathBuf>,
+    calls: CallOrders,
 }
 
 impl OrderingTools {
@@ -35,7 +45,8 @@ impl OrderingTools {
         })?;
         std::fs::create_dir_all(data_dir)
             .map_err(|e| anyhow::anyhow!("cannot create DATA_DIR {}: {e}", data_dir.display()))?;
-        let store = OrderStore::open_in(data_dir).map_err(|e| {
+        // Opening once at start-up creates the schema and reports a bad DATA_DIR right away.
+        OrderStore::open_in(data_dir).map_err(|e| {
             anyhow::anyhow!(
                 "cannot open the order database in {}: {e}",
                 data_dir.display()
@@ -43,8 +54,8 @@ impl OrderingTools {
         })?;
         Ok(Self {
             catalog: Arc::new(catalog),
-            store: Arc::new(Mutex::new(store)),
-            sessions: Arc::default(),
+            data_dir: Arc::new(data_dir.to_path_buf()),
+            calls: Arc::default(),
         })
     }
 
@@ -75,23 +86,45 @@ impl ToolProvider for OrderingTools {
 
     fn call(&self, ctx: &ToolContext, name: &str, arguments: Value) -> ToolFuture {
         let catalog = self.catalog.clone();
-        let store = self.store.clone();
-        let sessions = self.sessions.clone();
-        let ctx = ctx.clone();
+        let data_dir = self.data_dir.clone();
+        let call = {
+            let Ok(mut calls) = self.calls.lock() else {
+                return Box::pin(async { Err("order sessions unavailable".to_string()) });
+            };
+            calls
+                .entry(ctx.call)
+                .or_insert_with(|| {
+                    Arc::new(Mutex::new(CallOrder {
+                        session: OrderSession::new(
+                            ctx.call.to_string(),
+                            caller_number(&ctx.caller),
+                            Utc::now(),
+                        ),
+                        store: None,
+                    }))
+                })
+                .clone()
+        };
         let name = name.to_string();
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
-                let now = Utc::now();
-                let mut sessions = sessions.lock().map_err(|_| "order sessions unavailable")?;
-                let session = sessions.entry(ctx.call).or_insert_with(|| {
-                    OrderSession::new(ctx.call.to_string(), caller_number(&ctx.caller), now)
-                });
-                let mut store = store.lock().map_err(|_| "order store unavailable")?;
+                // Only this call's lock: other calls' tools run in parallel.
+                let mut call = call
+                    .lock()
+                    .map_err(|_| "order session unavailable".to_string())?;
+                let CallOrder { session, store } = &mut *call;
+                if store.is_none() {
+                    *store = Some(
+                        OrderStore::open_in(&data_dir)
+                            .map_err(|e| format!("the order database is unavailable: {e}"))?,
+                    );
+                }
+                let store = store.as_mut().expect("opened above");
                 let mut tool_ctx = super::ToolContext {
                     catalog: &catalog,
                     session,
-                    store: &mut store,
-                    now,
+                    store,
+                    now: Utc::now(),
                 };
                 Ok(handle_tool_call(
                     &mut tool_ctx,
@@ -101,23 +134,22 @@ impl ToolProvider for OrderingTools {
             })
             .await
             .map_err(|e| format!("the order system failed: {e}"))?
-            .map_err(|e: &str| e.to_string())
         })
     }
 
     fn call_ended(&self, ctx: &ToolContext, transcript: &Transcript) {
-        let Some(mut session) = self
-            .sessions
-            .lock()
-            .ok()
-            .and_then(|mut s| s.remove(&ctx.call))
-        else {
+        let Some(call) = self.calls.lock().ok().and_then(|mut c| c.remove(&ctx.call)) else {
             return;
+        };
+        let Ok(mut call) = call.lock() else {
+            return;
+        };
+        let CallOrder { session, store } = &mut *call;
+        let store = match store {
+            Some(store) => store,
+            None => return, // no tool was used: there is no order
         };
         let lines = transcript_lines(transcript);
-        let Ok(mut store) = self.store.lock() else {
-            return;
-        };
         if let Some(order_no) = session.order_no().map(str::to_string) {
             let text: Vec<String> = lines
                 .iter()
@@ -131,7 +163,7 @@ impl ToolProvider for OrderingTools {
         for (who, what) in &lines {
             session.add_transcript(who, what);
         }
-        match session.finish(&mut store, Utc::now()) {
+        match session.finish(store, Utc::now()) {
             Ok(Some(id)) => {
                 tracing::info!(call = %ctx.call, id, "unconfirmed order kept as abandoned")
             }

@@ -632,6 +632,12 @@ pub fn confirm_order(
     now: DateTime<Utc>,
     args: &Value,
 ) -> Value {
+    // Confirming twice is answered with the same number: a confirm that outlived the tool
+    // timeout may have committed after the model was told it failed, and the model is told to
+    // try once more. The repeat must neither fail nor create a second order.
+    if let State::Confirmed(no) = &session.state {
+        return confirmed_answer(no, true);
+    }
     if let Err(e) = ensure_open(session) {
         return e;
     }
@@ -652,12 +658,9 @@ pub fn confirm_order(
     }
     match store.confirm(&session.to_new_order(), now) {
         Ok(no) => {
-            session.state = State::Confirmed(no.clone());
-            json!({
-                "ok": true,
-                "order_no": no,
-                "say": format!("Ihre Bestellung ist aufgenommen. Ihre Bestellnummer lautet {no}."),
-            })
+            let answer = confirmed_answer(&no, false);
+            session.state = State::Confirmed(no);
+            answer
         }
         Err(e) => {
             tracing::error!(call_id = %session.call_id, error = %e, "storing confirmed order failed");
@@ -665,6 +668,15 @@ pub fn confirm_order(
                  order number, and tell the caller that a colleague will call back.")
         }
     }
+}
+
+fn confirmed_answer(no: &str, already_confirmed: bool) -> Value {
+    json!({
+        "ok": true,
+        "order_no": no,
+        "already_confirmed": already_confirmed,
+        "say": format!("Ihre Bestellung ist aufgenommen. Ihre Bestellnummer lautet {no}."),
+    })
 }
 
 #[cfg(test)]
@@ -735,6 +747,20 @@ mod tests {
         assert_eq!(r["ok"], true, "{r}");
         let no = r["order_no"].as_str().unwrap().to_string();
         assert!(no.starts_with("A-") && no.ends_with("-000001"), "{no}");
+        assert_eq!(r["already_confirmed"], false);
+        // A repeated confirm (e.g. after a tool timeout) answers with the same number and
+        // stores nothing new.
+        let r = handle_tool_call(&mut ctx, "confirm_order", r#"{"customer_confirmed":true}"#);
+        assert_eq!(r["ok"], true, "{r}");
+        assert_eq!(r["order_no"], no.as_str());
+        assert_eq!(r["already_confirmed"], true);
+        assert_eq!(
+            ctx.store
+                .list(&crate::ordering::OrderFilter::default())
+                .unwrap()
+                .len(),
+            1
+        );
         let r = handle_tool_call(
             &mut ctx,
             "add_to_order",

@@ -27,6 +27,31 @@ pub enum ReplyKind {
     /// Call a function. The client must answer with a `function_call_output` item and a
     /// `response.create`; the next reply is then spoken.
     FunctionCall { name: String, arguments: String },
+    /// Speak what a function makes, at run time, from the conversation's latest
+    /// `function_call_output` (see [`Reply::speak_fn`]).
+    SpeakFn(SpeakFn),
+}
+
+/// The signature of [`Reply::speak_fn`]'s function: the latest function output in, PCM16
+/// 24 kHz samples and their transcript out.
+pub type SpeakFnBody = dyn Fn(&Value) -> (Vec<i16>, String) + Send + Sync;
+
+/// A reply made at run time from the previous tool result (a model reading out an order
+/// number it just received). Shared, so a script stays cheap to clone per session.
+#[derive(Clone)]
+pub struct SpeakFn(pub Arc<SpeakFnBody>);
+
+impl SpeakFn {
+    /// Runs the function on `output`.
+    pub fn make(&self, output: &Value) -> (Vec<i16>, String) {
+        (self.0)(output)
+    }
+}
+
+impl std::fmt::Debug for SpeakFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SpeakFn(..)")
+    }
 }
 
 /// A failure injected into one response.
@@ -95,6 +120,15 @@ impl Reply {
             name: name.into(),
             arguments: arguments.to_string(),
         })
+    }
+
+    /// Speak audio made when the response starts, from the latest `function_call_output` the
+    /// client sent: its `output` parsed as JSON (a JSON string when it is not JSON, `null` when
+    /// there was none). What a model does with a tool result, e.g. reading out the order number
+    /// `confirm_order` returned; the test synthesises the speech and can compare it with what
+    /// the caller heard.
+    pub fn speak_fn(f: impl Fn(&Value) -> (Vec<i16>, String) + Send + Sync + 'static) -> Self {
+        Self::of(ReplyKind::SpeakFn(SpeakFn(Arc::new(f))))
     }
 
     /// A long, speech-like response (a 220 Hz tone with a 4 Hz syllable envelope), for

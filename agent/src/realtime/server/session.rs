@@ -667,6 +667,17 @@ impl Session {
                 Body::Text { text: transcript }
             }
             ReplyKind::Speak { pcm, transcript } => Body::Audio { pcm, transcript },
+            ReplyKind::SpeakFn(f) => {
+                let (pcm, transcript) = f.make(&self.last_function_output());
+                if text_only {
+                    Body::Text { text: transcript }
+                } else {
+                    Body::Audio {
+                        pcm: Arc::from(pcm),
+                        transcript,
+                    }
+                }
+            }
             ReplyKind::Echo => {
                 let transcript = self
                     .last_user_transcript
@@ -754,6 +765,19 @@ impl Session {
             chunk: 0,
             shape,
         });
+    }
+
+    /// The `output` of the latest `function_call_output` item, parsed as JSON when it is JSON,
+    /// for [`ReplyKind::SpeakFn`].
+    fn last_function_output(&self) -> Value {
+        self.items
+            .iter()
+            .rev()
+            .find(|i| i.json["type"] == "function_call_output")
+            .and_then(|i| i.json["output"].as_str())
+            .map_or(Value::Null, |text| {
+                serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+            })
     }
 
     /// When the active response's next step is due.
