@@ -13,6 +13,7 @@
 //! - [`ordering`]: the phone ordering product: catalog, search, orders and their storage.
 //! - [`config`]: the typed configuration from the environment, `.env` and a config file.
 //! - [`live`]: live events (calls, transcripts, tools, levels) for the API and dashboard.
+//! - [`recording`]: stereo call recordings written off the real-time path.
 //! - [`prompts`]: local audio prompts (apology, hold) at the engine's rate.
 
 pub mod api;
@@ -22,5 +23,6 @@ pub mod live;
 pub mod ordering;
 pub mod prompts;
 pub mod realtime;
+pub mod recording;
 pub mod service;
 pub mod tools;

@@ -3,6 +3,14 @@
 //! The bridge and the service publish to a broadcast channel; the HTTP API's event stream and
 //! the dashboard subscribe. Publishing never blocks and never fails a call: with nobody
 //! listening, or a listener too slow, events are simply dropped for that listener.
+//!
+//! The bus also keeps each active call's story so far (transcript lines, tool calls, barge-ins,
+//! errors; not the frequent level and quality samples), so an operator who opens the dashboard in
+//! the middle of a call sees what was said before. A call's story is dropped when it ends: by
+//! then the service holds the call's full report.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -54,11 +62,66 @@ pub enum LiveEvent {
     Registration {
         state: String,
     },
+    /// RTP quality of an active call, sampled about once a second by the API.
+    Quality {
+        call: String,
+        codec: String,
+        clock_rate: u32,
+        rx_jitter_ms: f64,
+        rx_lost: u32,
+        rx_packets: u32,
+        rtt_ms: Option<f64>,
+        jitter_buffer_ms: u32,
+    },
+    /// The Realtime backend sent an `error` event (or the connection failed: code `connection`).
+    RealtimeError {
+        call: String,
+        code: String,
+        message: String,
+    },
+    /// From the end of the caller's speech to the first agent audio of the answer.
+    TurnLatency {
+        call: String,
+        ms: u64,
+    },
 }
 
-/// The broadcast channel of [`LiveEvent`]s.
+impl LiveEvent {
+    /// The call this event belongs to, if any.
+    pub fn call(&self) -> Option<&str> {
+        match self {
+            LiveEvent::CallStarted { call, .. }
+            | LiveEvent::CallAnswered { call }
+            | LiveEvent::CallEnded { call, .. }
+            | LiveEvent::Transcript { call, .. }
+            | LiveEvent::ToolCall { call, .. }
+            | LiveEvent::BargeIn { call, .. }
+            | LiveEvent::Levels { call, .. }
+            | LiveEvent::Quality { call, .. }
+            | LiveEvent::RealtimeError { call, .. }
+            | LiveEvent::TurnLatency { call, .. } => Some(call),
+            LiveEvent::Registration { .. } => None,
+        }
+    }
+
+    /// Part of a call's story (kept for late viewers), as opposed to a frequent sample.
+    fn is_story(&self) -> bool {
+        !matches!(
+            self,
+            LiveEvent::Levels { .. } | LiveEvent::Quality { .. } | LiveEvent::Registration { .. }
+        )
+    }
+}
+
+/// How many story events are kept per active call (a long call keeps its first ones).
+const STORY_LIMIT: usize = 2000;
+
+/// The broadcast channel of [`LiveEvent`]s, plus each active call's story so far.
 #[derive(Debug, Clone)]
-pub struct LiveBus(broadcast::Sender<LiveEvent>);
+pub struct LiveBus {
+    tx: broadcast::Sender<LiveEvent>,
+    stories: Arc<Mutex<HashMap<String, Vec<LiveEvent>>>>,
+}
 
 impl Default for LiveBus {
     fn default() -> Self {
@@ -68,15 +131,44 @@ impl Default for LiveBus {
 
 impl LiveBus {
     pub fn new(capacity: usize) -> Self {
-        Self(broadcast::channel(capacity).0)
+        Self {
+            tx: broadcast::channel(capacity).0,
+            stories: Arc::default(),
+        }
     }
 
+    /// Never blocks for long (a short lock on the story book); never called from audio callbacks.
     pub fn publish(&self, event: LiveEvent) {
-        let _ = self.0.send(event);
+        if let Some(call) = event.call() {
+            if let Ok(mut stories) = self.stories.lock() {
+                match &event {
+                    LiveEvent::CallEnded { .. } => {
+                        stories.remove(call);
+                    }
+                    e if e.is_story() => {
+                        let story = stories.entry(call.to_owned()).or_default();
+                        if story.len() < STORY_LIMIT {
+                            story.push(event.clone());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let _ = self.tx.send(event);
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
-        self.0.subscribe()
+        self.tx.subscribe()
+    }
+
+    /// What an active call did so far (empty for unknown or ended calls).
+    pub fn story(&self, call: &str) -> Vec<LiveEvent> {
+        self.stories
+            .lock()
+            .ok()
+            .and_then(|s| s.get(call).cloned())
+            .unwrap_or_default()
     }
 }
 
@@ -123,6 +215,40 @@ mod tests {
             (l.take_dbfs() + 20.0).abs() < 0.1,
             "a tenth of full scale is -20 dBFS"
         );
+    }
+
+    #[test]
+    fn the_bus_keeps_an_active_calls_story_until_it_ends() {
+        let bus = LiveBus::new(8);
+        let mut rx = bus.subscribe();
+        bus.publish(LiveEvent::Transcript {
+            call: "call-1".into(),
+            speaker: "caller",
+            text: "Hallo".into(),
+            at_ms: 10,
+        });
+        bus.publish(LiveEvent::Levels {
+            call: "call-1".into(),
+            caller_dbfs: -20.0,
+            agent_dbfs: -100.0,
+        });
+        assert_eq!(
+            bus.story("call-1").len(),
+            1,
+            "levels are not part of the story"
+        );
+        assert!(bus.story("call-2").is_empty());
+        bus.publish(LiveEvent::CallEnded {
+            call: "call-1".into(),
+            reason: "hangup".into(),
+            duration_ms: 1000,
+        });
+        assert!(bus.story("call-1").is_empty());
+        let mut seen = 0;
+        while rx.try_recv().is_ok() {
+            seen += 1;
+        }
+        assert_eq!(seen, 3, "every event is broadcast");
     }
 
     #[test]

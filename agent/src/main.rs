@@ -127,9 +127,28 @@ fn options(config: &Config) -> anyhow::Result<ServiceOptions> {
         hangup_grace: config.bridge.hangup_grace,
         transfer_target: config.bridge.transfer_target.clone(),
         ring_delay: config.bridge.ring_delay,
+        recording_notice: config.recording.enabled && config.recording.notice,
     };
     let mut engine = config.engine_config();
     engine.shutdown_timeout = config.shutdown_timeout;
+    engine.record_calls = config.recording.enabled;
+    let recordings_dir = config
+        .recording
+        .enabled
+        .then(|| config.data.recordings_dir());
+    if let (Some(dir), Some(retention)) = (&recordings_dir, config.recording.retention) {
+        let dir = dir.clone();
+        // Retention: purge now and then every hour, off the async runtime.
+        std::thread::Builder::new()
+            .name("recording-retention".into())
+            .spawn(move || loop {
+                let deleted = agent::recording::purge(&dir, retention);
+                if deleted > 0 {
+                    tracing::info!(deleted, "old recordings deleted (RECORDING_RETENTION_DAYS)");
+                }
+                std::thread::sleep(Duration::from_secs(3600));
+            })?;
+    }
     Ok(ServiceOptions {
         engine,
         backend,
@@ -137,6 +156,7 @@ fn options(config: &Config) -> anyhow::Result<ServiceOptions> {
         policy,
         tools,
         keep_recent: 200,
+        recordings_dir,
     })
 }
 
@@ -166,7 +186,13 @@ async fn serve(config: Config, mode: RunMode) -> ExitCode {
     };
     tracing::info!(config = %config.summary(), "voiceagent {} starting", env!("CARGO_PKG_VERSION"));
     let shared = Shared::default();
-    let api = match agent::api::serve(config.api.addr, shared.clone()).await {
+    let api_settings = agent::api::ApiSettings {
+        token: config.api.token.clone(),
+        data_dir: Some(config.data.data_dir.clone()),
+        recording_enabled: config.recording.enabled,
+        config_summary: config.summary(),
+    };
+    let api = match agent::api::serve(config.api.addr, api_settings, shared.clone()).await {
         Ok(task) => task,
         Err(e) => {
             tracing::error!("{e:#}");

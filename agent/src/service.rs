@@ -38,6 +38,8 @@ pub struct ServiceOptions {
     pub tools: ToolRegistry,
     /// How many finished calls to keep for the API.
     pub keep_recent: usize,
+    /// Where call recordings go; `None` = recording off (the engine must have `record_calls`).
+    pub recordings_dir: Option<std::path::PathBuf>,
 }
 
 /// Run until a shutdown signal, or place one call and stop when it ends.
@@ -68,6 +70,8 @@ pub struct CallBook {
     pub recent: VecDeque<CallReport>,
     pub registration: Option<Registration>,
     pub total_calls: u64,
+    /// Recording files of calls, by call id (`call-7`), once written.
+    pub recordings: HashMap<String, std::path::PathBuf>,
 }
 
 /// Requests to the service loop from the API.
@@ -94,6 +98,8 @@ pub struct Shared {
     /// The Realtime endpoint answered its last connection attempt.
     pub backend_ok: Arc<std::sync::atomic::AtomicBool>,
     pub started: Arc<std::sync::OnceLock<Instant>>,
+    /// Prometheus metrics (`GET /metrics`).
+    pub metrics: crate::api::metrics::Metrics,
 }
 
 /// Starts the built-in local Realtime server (echo agent) for `voiceagent run` without a key.
@@ -121,6 +127,7 @@ pub async fn run(
         policy,
         tools,
         keep_recent,
+        recordings_dir,
     } = options;
 
     let (target, _embedded) = match backend {
@@ -189,19 +196,25 @@ pub async fn run(
             from: from.clone(),
             to: to.clone(),
         });
-        tasks.spawn(bridge::run_call(CallSetup {
-            call,
-            direction,
-            from,
-            to,
-            engine: handle.clone(),
-            events: rx,
-            conversation: conversation.clone(),
-            tools: tools.clone(),
-            realtime: target.clone(),
-            policy: policy.clone(),
-            live: shared.live.clone(),
-        }));
+        // Every log line of the call's bridge carries its id (`call{id=call-7}: ...`, or a
+        // `span` field in JSON logs).
+        let span = tracing::info_span!("call", id = %call);
+        tasks.spawn(tracing::Instrument::instrument(
+            bridge::run_call(CallSetup {
+                call,
+                direction,
+                from,
+                to,
+                engine: handle.clone(),
+                events: rx,
+                conversation: conversation.clone(),
+                tools: tools.clone(),
+                realtime: target.clone(),
+                policy: policy.clone(),
+                live: shared.live.clone(),
+            }),
+            span,
+        ));
     };
 
     let mut outbound: Option<CallId> = None;
@@ -244,7 +257,7 @@ pub async fn run(
         tokio::select! {
             event = events.recv_async() => {
                 let Ok(event) = event else { break };
-                if let Some((call, from, to, source)) = dispatch(event, &shared, &mut calls) {
+                if let Some((call, from, to, source)) = dispatch(event, &shared, &mut calls, recordings_dir.as_deref()) {
                     shared.book.lock().expect("book lock").active.insert(call, ActiveCall {
                         call: call.to_string(),
                         direction: "incoming",
@@ -262,6 +275,7 @@ pub async fn run(
                 if let Ok(report) = done {
                     let finished_outbound = outbound.is_some_and(|c| c.to_string() == report.call);
                     log_report(&report);
+                    shared.metrics.call_finished(&report);
                     shared.live.publish(LiveEvent::CallEnded {
                         call: report.call.clone(),
                         reason: report.end_reason.clone(),
@@ -286,6 +300,16 @@ pub async fn run(
                     };
                     if let Ok(call) = &placed {
                         tracing::info!(%call, %uri, "placing a call (API)");
+                        shared.book.lock().expect("book lock").active.insert(*call, ActiveCall {
+                            call: call.to_string(),
+                            direction: "outgoing",
+                            from: String::new(),
+                            to: uri.clone(),
+                            source: None,
+                            since: Instant::now(),
+                            codec: None,
+                            clock_rate: None,
+                        });
                         spawn_call(&mut tasks, &mut calls, *call, Direction::Outgoing, String::new(), uri.clone());
                     }
                     let _ = reply.send(placed);
@@ -330,6 +354,7 @@ fn dispatch(
     event: Event,
     shared: &Shared,
     calls: &mut HashMap<CallId, mpsc::UnboundedSender<CallEvent>>,
+    recordings_dir: Option<&std::path::Path>,
 ) -> Option<NewCall> {
     let forward = |calls: &HashMap<CallId, mpsc::UnboundedSender<CallEvent>>, call: CallId, e| {
         if let Some(tx) = calls.get(&call) {
@@ -352,7 +377,20 @@ fn dispatch(
             reason,
             code,
         } => tracing::warn!(%from, ?source, ?reason, code, "INVITE refused"),
-        Event::MediaActive { call, info, media } => {
+        Event::MediaActive {
+            call,
+            info,
+            mut media,
+        } => {
+            let tap = media.as_mut().and_then(|m| m.recording.take());
+            if let (Some(tap), Some(dir)) = (tap, recordings_dir) {
+                let book = shared.book.clone();
+                crate::recording::start_then(call, tap, dir, move |path| {
+                    if let (Some(path), Ok(mut book)) = (path, book.lock()) {
+                        book.recordings.insert(call.to_string(), path);
+                    }
+                });
+            }
             if let Some(active) = shared.book.lock().expect("book lock").active.get_mut(&call) {
                 active.codec = Some(info.codec.clone());
                 active.clock_rate = Some(info.clock_rate);

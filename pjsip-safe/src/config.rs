@@ -172,6 +172,9 @@ pub struct EngineConfig {
     pub answer: AnswerMode,
     /// Capacity of each per-call media queue in 20 ms frames (default 500 = 10 s).
     pub queue_frames: usize,
+    /// Give every call a recording tap ([`crate::CallMedia::recording`]): a copy of both
+    /// directions for a recorder off the real-time path.
+    pub record_calls: bool,
     /// PJSIP log verbosity 0..=6 (default 3: warnings and notable events).
     pub log_level: u32,
     /// `User-Agent` header.
@@ -205,6 +208,7 @@ impl Default for EngineConfig {
             allowed_sources: Vec::new(),
             answer: AnswerMode::Manual,
             queue_frames: 500,
+            record_calls: false,
             log_level: 3,
             user_agent: concat!("voiceagent/", env!("CARGO_PKG_VERSION")).into(),
             shutdown_timeout: Duration::from_secs(5),

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use crate::media::{DownlinkApi, UplinkApi};
+use crate::media::{DownlinkApi, RecordingTap, UplinkApi};
 
 /// Our id for a call. Unlike pjsua's call index, which is reused as soon as a call ends, it is
 /// never reused within a process, so a late command cannot hit the wrong call.
@@ -63,6 +63,8 @@ pub struct MediaInfo {
 pub struct CallMedia {
     pub uplink: UplinkApi,
     pub downlink: DownlinkApi,
+    /// Both directions, tick by tick, for a recorder (when `EngineConfig::record_calls`).
+    pub recording: Option<RecordingTap>,
 }
 
 impl fmt::Debug for CallMedia {

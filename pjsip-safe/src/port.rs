@@ -25,7 +25,9 @@ use std::time::Instant;
 
 use pjsip_sys as sys;
 
-use crate::media::{DownlinkRt, Frame, MediaStats, UplinkRt, FRAME_SAMPLES, SAMPLE_RATE, SILENCE};
+use crate::media::{
+    DownlinkRt, Frame, MediaStats, TapRt, UplinkRt, FRAME_SAMPLES, SAMPLE_RATE, SILENCE,
+};
 
 const FRAME_BYTES: usize = FRAME_SAMPLES * 2;
 /// `PJMEDIA_SIGNATURE('V','A','B','P')`: "voiceagent bot port".
@@ -42,6 +44,9 @@ pub(crate) struct BotPort {
     pool: *mut sys::pj_pool_t,
     uplink: UplinkRt,
     downlink: DownlinkRt,
+    /// Copies of both directions for the call recorder (only when recording is on). Its
+    /// methods take `&self` (lock-free queues), so both callbacks may use it at once.
+    tap: Option<TapRt>,
     /// Written only by `put_frame` (one real-time caller at a time).
     put_timing: TimingCounters,
     /// Written only by `get_frame`.
@@ -67,6 +72,7 @@ impl PortHandle {
     pub(crate) fn new(
         uplink: UplinkRt,
         downlink: DownlinkRt,
+        tap: Option<TapRt>,
         pool: *mut sys::pj_pool_t,
     ) -> crate::Result<Self> {
         let mut port = Box::new(BotPort {
@@ -74,6 +80,7 @@ impl PortHandle {
             pool,
             uplink,
             downlink,
+            tap,
             put_timing: TimingCounters::new(),
             get_timing: TimingCounters::new(),
             primed: false,
@@ -147,10 +154,11 @@ unsafe extern "C" fn put_frame(
         // valid frame. Only the uplink half and put_frame's own counters are borrowed: a
         // parallel bridge (2.16+) may run get_frame for this port on another thread at the
         // same time.
-        let (uplink, timing, frame) = unsafe {
+        let (uplink, tap, timing, frame) = unsafe {
             let port = this.cast::<BotPort>();
             (
                 &mut *std::ptr::addr_of_mut!((*port).uplink),
+                &*std::ptr::addr_of!((*port).tap),
                 &*std::ptr::addr_of!((*port).put_timing),
                 &*frame,
             )
@@ -163,6 +171,12 @@ unsafe extern "C" fn put_frame(
             // allocates its frame buffers as pj_int16_t arrays, so it is 2-byte aligned.
             let samples = unsafe { &*frame.buf.cast::<Frame>() };
             uplink.put_frame_at(samples, start);
+            if let Some(tap) = tap {
+                tap.caller(samples);
+            }
+        } else if let Some(tap) = tap {
+            // One frame per tick keeps the recording's channels in step.
+            tap.caller(&SILENCE);
         }
         timing.record(start.elapsed());
     }));
@@ -179,10 +193,11 @@ unsafe extern "C" fn get_frame(
     let result = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: as in put_frame; only the downlink half and get_frame's own fields are
         // borrowed.
-        let (downlink, timing, primed, late, frame) = unsafe {
+        let (downlink, tap, timing, primed, late, frame) = unsafe {
             let port = this.cast::<BotPort>();
             (
                 &mut *std::ptr::addr_of_mut!((*port).downlink),
+                &*std::ptr::addr_of!((*port).tap),
                 &*std::ptr::addr_of!((*port).get_timing),
                 &mut *std::ptr::addr_of_mut!((*port).primed),
                 &*std::ptr::addr_of!((*port).late),
@@ -191,6 +206,9 @@ unsafe extern "C" fn get_frame(
         };
         if frame.buf.is_null() || frame.size < FRAME_BYTES {
             frame.type_ = sys::PJMEDIA_FRAME_TYPE_NONE;
+            if let Some(tap) = tap {
+                tap.agent(&SILENCE);
+            }
             timing.record(start.elapsed());
             return;
         }
@@ -206,6 +224,9 @@ unsafe extern "C" fn get_frame(
                     Ordering::Relaxed,
                 );
             }
+        }
+        if let Some(tap) = tap {
+            tap.agent(out);
         }
         frame.type_ = sys::PJMEDIA_FRAME_TYPE_AUDIO;
         frame.size = FRAME_BYTES;

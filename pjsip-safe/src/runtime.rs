@@ -24,7 +24,7 @@ use crate::event::{
     CallId, CallMedia, CallState, Direction, Event, MediaInfo, MediaStatus, Registration,
     RejectReason,
 };
-use crate::media::{downlink_channel, uplink_channel, DownlinkRt, UplinkRt};
+use crate::media::{downlink_channel, tap_channel, uplink_channel, DownlinkRt, TapRt, UplinkRt};
 use crate::pjstr::{self, cstring};
 use crate::port::PortHandle;
 
@@ -37,7 +37,7 @@ struct CallRecord {
     id: CallId,
     direction: Direction,
     /// The RT halves wait here until media is active and the port is created.
-    pending_rt: Option<(UplinkRt, DownlinkRt)>,
+    pending_rt: Option<(UplinkRt, DownlinkRt, Option<TapRt>)>,
     /// The application's halves, handed over with the first `MediaActive`.
     pending_api: Option<CallMedia>,
     port: Option<PortHandle>,
@@ -598,16 +598,24 @@ impl State {
             .unwrap_or(std::num::NonZeroUsize::MIN);
         let (up_rt, up_api) = uplink_channel(frames);
         let (down_rt, down_api) = downlink_channel(frames);
+        let (tap_rt, tap) = match self.config.record_calls {
+            true => {
+                let (rt, tap) = tap_channel();
+                (Some(rt), Some(tap))
+            }
+            false => (None, None),
+        };
         callbacks::set_call_id(idx, Some(id));
         self.calls.insert(
             idx,
             CallRecord {
                 id,
                 direction,
-                pending_rt: Some((up_rt, down_rt)),
+                pending_rt: Some((up_rt, down_rt, tap_rt)),
                 pending_api: Some(CallMedia {
                     uplink: up_api,
                     downlink: down_api,
+                    recording: tap,
                 }),
                 port: None,
                 connected_to: None,
@@ -1088,7 +1096,7 @@ fn media_info(idx: sys::pjsua_call_id, med: u32) -> MediaInfo {
 /// Creates the call's port on first use and connects it both ways to `slot`.
 fn attach_port(record: &mut CallRecord, slot: sys::pjsua_conf_port_id) -> Result<()> {
     if record.port.is_none() {
-        let (uplink, downlink) = record
+        let (uplink, downlink, tap) = record
             .pending_rt
             .take()
             .ok_or_else(|| Error::Internal("media queues already used".into()))?;
@@ -1097,7 +1105,7 @@ fn attach_port(record: &mut CallRecord, slot: sys::pjsua_conf_port_id) -> Result
         if pool.is_null() {
             return Err(Error::Internal("pjsua_pool_create returned null".into()));
         }
-        let mut port = PortHandle::new(uplink, downlink, pool)?;
+        let mut port = PortHandle::new(uplink, downlink, tap, pool)?;
         let mut port_slot = sys::PJSUA_INVALID_ID;
         // SAFETY: on the pjlib thread; the port and pool live until on_destroy.
         let status =

@@ -76,6 +76,8 @@ pub struct CallPolicy {
     pub transfer_target: Option<String>,
     /// Let an incoming call ring at least this long before answering.
     pub ring_delay: Duration,
+    /// Tell the caller the call is recorded, before anything else is heard.
+    pub recording_notice: bool,
 }
 
 impl Default for CallPolicy {
@@ -87,6 +89,7 @@ impl Default for CallPolicy {
             hangup_grace: Duration::from_secs(3),
             transfer_target: None,
             ring_delay: Duration::ZERO,
+            recording_notice: false,
         }
     }
 }
@@ -527,6 +530,10 @@ impl Bridge {
                 self.report.clock_rate = Some(info.clock_rate);
                 if let Some(media) = media {
                     self.media = Some(media);
+                    if self.policy.recording_notice && !self.failing {
+                        // Queued first: the greeting (already on its way) plays after it.
+                        self.play_prompt(Prompt::RecordingNotice);
+                    }
                     for output in std::mem::take(&mut self.pre_media) {
                         self.carry_out(output).await;
                     }
@@ -1052,9 +1059,54 @@ impl Bridge {
             let _ = self.engine.hangup(self.call, 0).wait_async().await;
         }
         self.report.duration_ms = self.elapsed_ms();
+        log_latency(&self.report);
         self.report.transcript = self.conv.transcript().clone();
         self.tools.call_ended(&self.ctx, &self.report.transcript);
         let _ = self.direction;
         self.report
+    }
+}
+
+/// The `p`-th percentile (0..=100) of `values`, or 0 when there are none.
+fn percentile(values: &[u32], p: f64) -> u32 {
+    if values.is_empty() {
+        return 0;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// One line per call with the bridge's own latencies, so operators (and the bridge benchmark)
+/// see them without an API: uplink = frame captured by the port → `append` sent; downlink =
+/// delta received → its audio in the engine's queue.
+fn log_latency(report: &CallReport) {
+    let (up, down) = (&report.uplink_latency_us, &report.downlink_latency_us);
+    tracing::info!(
+        call = %report.call,
+        uplink_frames = up.len(),
+        uplink_p50_us = percentile(up, 50.0),
+        uplink_p99_us = percentile(up, 99.0),
+        uplink_max_us = up.iter().copied().max().unwrap_or(0),
+        downlink_deltas = down.len(),
+        downlink_p50_us = percentile(down, 50.0),
+        downlink_p99_us = percentile(down, 99.0),
+        downlink_max_us = down.iter().copied().max().unwrap_or(0),
+        "bridge latency"
+    );
+}
+
+#[cfg(test)]
+mod latency_tests {
+    use super::percentile;
+
+    #[test]
+    fn percentiles_pick_ranked_values() {
+        let v: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile(&v, 50.0), 51);
+        assert_eq!(percentile(&v, 99.0), 99);
+        assert_eq!(percentile(&v, 100.0), 100);
+        assert_eq!(percentile(&[], 99.0), 0);
     }
 }

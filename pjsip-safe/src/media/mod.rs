@@ -31,6 +31,7 @@ mod frame;
 mod ledger;
 pub mod relay;
 mod stats;
+pub mod tap;
 mod uplink;
 
 use std::num::NonZeroUsize;
@@ -38,6 +39,7 @@ use std::num::NonZeroUsize;
 pub use downlink::{channel as downlink_channel, DownlinkApi, DownlinkRt, PushError};
 pub use frame::{Frame, UplinkFrame, FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, SILENCE};
 pub use stats::{MediaStats, QueueStats};
+pub use tap::{tap_channel, RecordingTap, TapRead, TapRt};
 pub use uplink::{channel as uplink_channel, RecvTimeoutError, TryRecvError, UplinkApi, UplinkRt};
 
 /// Default depth of each queue: 500 frames = 10 s.

@@ -1,0 +1,262 @@
+//! Bridge benchmark: what `voiceagent run` adds between the engine's frames and the Realtime
+//! WebSocket, against a scripted strict Realtime server running in this process (so its CPU is
+//! not counted in voiceagent's).
+//!
+//! ```text
+//! cargo bench -p agent --bench bridge
+//! ```
+//!
+//! 1. Turn overhead, one baresip call (PCMA): the caller speaks, the server answers at once
+//!    (unpaced, no delay). Both of baresip's recordings are watched growing (every 2 ms) to put
+//!    wall-clock times on the end of the caller's speech as it was encoded (RTP level) and the
+//!    answer's first sample as it was decoded; overhead = that gap − VAD_SILENCE_MS.
+//! 2. Load: SIPp places `BENCH_CALLS` (50) PCMA calls with a Rust RTP peer per call; CPU of the
+//!    voiceagent process over a steady window, minus idle, per call. Every call's "bridge
+//!    latency" log line gives uplink (frame captured → append sent) and downlink (delta
+//!    received → queued for the engine) percentiles.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use agent::realtime::server::script::{Reply, Script};
+use agent::realtime::server::Pacing;
+use common::{baresip_rec_dir, find_level, first_channel, ScriptedBackend, Voiceagent};
+use integration_tests::baresip::{Baresip, BaresipConfig, Codec};
+use integration_tests::bench::g711_peer::G711Peer;
+use integration_tests::bench::procfs;
+use integration_tests::g711::Law;
+use integration_tests::ports;
+use integration_tests::process::scratch_dir;
+use integration_tests::sipp::{Sipp, SippRun};
+use integration_tests::speech::{padded_phrase_wav, Phrase};
+
+const VAD_SILENCE_MS: u64 = 500;
+
+/// Watches the newest file ending in `suffix` in `dir` grow: (time, length) at each change.
+fn watch(
+    dir: std::path::PathBuf,
+    suffix: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<Vec<(Instant, u64)>> {
+    std::thread::spawn(move || {
+        let mut out: Vec<(Instant, u64)> = Vec::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let newest = std::fs::read_dir(&dir).ok().and_then(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.to_string_lossy().ends_with(suffix))
+                    .max()
+            });
+            if let Some(len) = newest
+                .and_then(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len())
+            {
+                if out.last().is_none_or(|(_, l)| *l != len) {
+                    out.push((Instant::now(), len));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        out
+    })
+}
+
+fn time_at(growth: &[(Instant, u64)], sample: usize) -> Instant {
+    let bytes = 44 + sample as u64 * 2;
+    growth
+        .iter()
+        .find(|(_, l)| *l >= bytes)
+        .expect("position reached")
+        .0
+}
+
+fn turn_overhead() -> (f64, Vec<String>) {
+    let backend = ScriptedBackend::start(
+        Script::new()
+            .reply(Reply::long(Duration::from_millis(500), "hi"))
+            .then(Reply::long(Duration::from_secs(2), "answer")),
+        Pacing::Unpaced,
+    );
+    let mut va = Voiceagent::run(&backend.env());
+    let mut caller = Baresip::spawn(
+        &BaresipConfig::new(
+            "caller",
+            &padded_phrase_wav(Phrase::GermanOrder, 48000, 3000, 20_000).unwrap(),
+        )
+        .codecs(&[Codec::Pcma]),
+    )
+    .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let rec = baresip_rec_dir(&caller.log_path());
+    let enc = watch(rec.clone(), "-enc.wav", stop.clone());
+    let dec = watch(rec, "-dec.wav", stop.clone());
+    caller.dial(&va.uri()).unwrap();
+    caller.wait_established().unwrap();
+    backend.wait_for("the answer", Duration::from_secs(30), |s| {
+        s.first().and_then(|s| s.audio_sent.get(1)).map(|_| ())
+    });
+    caller
+        .wait_received_audio(Duration::from_secs(12), Duration::from_secs(30))
+        .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (enc, dec) = (enc.join().unwrap(), dec.join().unwrap());
+    caller.hangup().unwrap();
+    caller.wait_closed().unwrap();
+    va.wait_log("bridge latency", Duration::from_secs(10));
+    let files = caller.finish().unwrap();
+    let (rate, sent) = first_channel(files.sent.last().unwrap());
+    let (drate, heard) = first_channel(files.received.last().unwrap());
+    let win = rate as usize / 100;
+    // End of the caller's speech: the last loud 10 ms window.
+    let start = find_level(&sent, 0, win, -40.0, true).expect("caller speech");
+    let mut end = start;
+    let mut i = start;
+    while i + win <= sent.len() {
+        if common::rms_dbfs(&sent, i, i + win) > -40.0 {
+            end = i + win;
+        }
+        i += win;
+    }
+    let t_end = time_at(&enc, end);
+    // The answer: the first loud window after the caller's speech ended.
+    let dwin = drate as usize / 200;
+    let t_answer = (0..heard.len().saturating_sub(dwin))
+        .step_by(dwin)
+        .filter(|p| common::rms_dbfs(&heard, *p, p + dwin) > -30.0)
+        .map(|p| time_at(&dec, p))
+        .find(|t| *t > t_end)
+        .expect("an answer after the speech");
+    let gap = t_answer.duration_since(t_end).as_secs_f64() * 1000.0;
+    let lines = latency_lines(&va.log_text());
+    drop(va);
+    (gap - VAD_SILENCE_MS as f64, lines)
+}
+
+fn latency_lines(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains("bridge latency"))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn field(line: &str, key: &str) -> Option<u64> {
+    let at = line.find(&format!("{key}="))? + key.len() + 1;
+    line[at..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn load(calls: u32) -> (f64, f64, Vec<String>, u64) {
+    let backend = ScriptedBackend::start(
+        Script::new().reply(Reply::long(Duration::from_secs(2), "hi")),
+        Pacing::Speedup(2.0),
+    );
+    let mut env = backend.env();
+    env.push((
+        "RTP_PORT_START",
+        ports::rtp_range(4 * calls as u16 + 8).unwrap().to_string(),
+    ));
+    env.push(("RTP_PORT_RANGE", (4 * calls + 8).to_string()));
+    env.push(("MAX_CALLS", (calls + 8).to_string()));
+    let va = Voiceagent::run(&env);
+    let pid = va_pid(&va);
+    let idle = procfs::measure(pid, Duration::from_secs(2)).unwrap();
+    let ramp = Duration::from_millis(1000 * u64::from(calls) / 25);
+    let window = Duration::from_secs(10);
+    let call_len = ramp + window + Duration::from_secs(8);
+    let peer = G711Peer::bind(calls as usize, Law::A).unwrap();
+    let scratch = scratch_dir("bridge-load").unwrap();
+    let csv = scratch.path().join("ports.csv");
+    std::fs::write(&csv, peer.injection_csv().unwrap()).unwrap();
+    let running = peer
+        .start(ramp + call_len + Duration::from_secs(10))
+        .unwrap();
+    let mut run = SippRun::new("uac_load.xml")
+        .var("PT", Law::A.payload_type())
+        .var("CODEC", Law::A.encoding_name())
+        .var("CALL_MS", call_len.as_millis())
+        .remote(format!("127.0.0.1:{}", va.sip_port))
+        .service("agent")
+        .calls(calls)
+        .timeout(ramp + call_len + Duration::from_secs(30));
+    run.concurrent = Some(calls);
+    run.rate = Some(25);
+    run.extra_args = vec!["-inf".into(), csv.display().to_string()];
+    let sipp = Sipp::spawn(&run).unwrap();
+    let deadline = Instant::now() + ramp + Duration::from_secs(20);
+    while running.latched() < calls as usize {
+        assert!(
+            Instant::now() < deadline,
+            "only {} calls latched",
+            running.latched()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(3)); // settle: greetings done
+    let busy = procfs::measure(pid, window).unwrap();
+    let report = sipp.wait().unwrap();
+    let _ = running.finish();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (latency_lines(&va.log_text()).len() as u32) < calls && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lines = latency_lines(&va.log_text());
+    drop(va);
+    eprintln!("sipp: {report}");
+    (idle.cores, busy.cores, lines, busy.rss_kb)
+}
+
+fn va_pid(va: &Voiceagent) -> u32 {
+    va.pid()
+}
+
+fn summarize(lines: &[String]) -> String {
+    let get = |k: &str| -> Vec<u64> { lines.iter().filter_map(|l| field(l, k)).collect() };
+    let (up99, down99) = (get("uplink_p99_us"), get("downlink_p99_us"));
+    let (up50, down50) = (get("uplink_p50_us"), get("downlink_p50_us"));
+    let (upmax, downmax) = (get("uplink_max_us"), get("downlink_max_us"));
+    let med = |v: &[u64]| {
+        let mut v = v.to_vec();
+        v.sort_unstable();
+        v.get(v.len() / 2).copied().unwrap_or(0)
+    };
+    let max = |v: &[u64]| v.iter().copied().max().unwrap_or(0);
+    format!(
+        "{} calls: uplink p50 {} µs (median of calls), p99 median {} µs / worst call {} µs, max {} µs; \
+         downlink p50 {} µs, p99 median {} µs / worst call {} µs, max {} µs",
+        lines.len(),
+        med(&up50),
+        med(&up99),
+        max(&up99),
+        max(&upmax),
+        med(&down50),
+        med(&down99),
+        max(&down99),
+        max(&downmax)
+    )
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list" || a == "--test") {
+        return; // `cargo test --benches` probes; the benchmark runs only under `cargo bench`.
+    }
+    let calls: u32 = std::env::var("BENCH_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let (overhead, lines) = turn_overhead();
+    println!("turn overhead (speech end at RTP → first answer sample decoded, − {VAD_SILENCE_MS} ms VAD silence): {overhead:.0} ms");
+    println!("single call: {}", summarize(&lines));
+    let (idle, busy, lines, rss) = load(calls);
+    println!(
+        "load: {calls} PCMA calls: voiceagent CPU {:.1} % of a core (idle {:.1} %), {:.3} % per call, RSS {} MB",
+        busy * 100.0,
+        idle * 100.0,
+        (busy - idle) * 100.0 / f64::from(calls),
+        rss / 1024
+    );
+    println!("load: {}", summarize(&lines));
+}
