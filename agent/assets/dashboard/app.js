@@ -126,7 +126,7 @@ async function loadStatus() {
   const detail = s.sip.registration_detail;
   if (detail && detail.reason) $("#registration").title = `${detail.code} ${detail.reason}`;
   const up = s.uptime_s != null ? fmtDuration(s.uptime_s * 1000) : "-";
-  $("#facts").textContent = `v${s.version} · up ${up} · ${s.total_calls} calls` +
+  $("#facts").textContent = `v${s.version} · up ${up} · ${s.total_calls} calls handled` +
     (s.sip.codecs ? ` · ${s.sip.codecs.slice(0, 3).join(", ")}` : "");
 }
 
