@@ -179,20 +179,32 @@ pub async fn run(
 
     let mut calls: HashMap<CallId, mpsc::UnboundedSender<CallEvent>> = HashMap::new();
     let mut tasks: JoinSet<CallReport> = JoinSet::new();
+    // Every call, incoming or placed, starts here: listed as active, announced, bridged.
     let spawn_call = |tasks: &mut JoinSet<CallReport>,
                       calls: &mut HashMap<CallId, mpsc::UnboundedSender<CallEvent>>,
                       call: CallId,
                       direction: Direction,
                       from: String,
-                      to: String| {
+                      to: String,
+                      source: Option<SocketAddr>| {
         let (tx, rx) = mpsc::unbounded_channel();
         calls.insert(call, tx);
+        shared.book.lock().expect("book lock").active.insert(
+            call,
+            ActiveCall {
+                call: call.to_string(),
+                direction: direction.as_str(),
+                from: from.clone(),
+                to: to.clone(),
+                source,
+                since: Instant::now(),
+                codec: None,
+                clock_rate: None,
+            },
+        );
         shared.live.publish(LiveEvent::CallStarted {
             call: call.to_string(),
-            direction: match direction {
-                Direction::Incoming => "incoming",
-                Direction::Outgoing => "outgoing",
-            },
+            direction: direction.as_str(),
             from: from.clone(),
             to: to.clone(),
         });
@@ -222,19 +234,6 @@ pub async fn run(
         let call = handle.make_call(uri.clone()).wait_async().await?;
         tracing::info!(%call, %uri, "calling");
         outbound = Some(call);
-        shared.book.lock().expect("book lock").active.insert(
-            call,
-            ActiveCall {
-                call: call.to_string(),
-                direction: "outgoing",
-                from: String::new(),
-                to: uri.clone(),
-                source: None,
-                since: Instant::now(),
-                codec: None,
-                clock_rate: None,
-            },
-        );
         spawn_call(
             &mut tasks,
             &mut calls,
@@ -242,6 +241,7 @@ pub async fn run(
             Direction::Outgoing,
             String::new(),
             uri.clone(),
+            None,
         );
     }
 
@@ -258,17 +258,7 @@ pub async fn run(
             event = events.recv_async() => {
                 let Ok(event) = event else { break };
                 if let Some((call, from, to, source)) = dispatch(event, &shared, &mut calls, recordings_dir.as_deref()) {
-                    shared.book.lock().expect("book lock").active.insert(call, ActiveCall {
-                        call: call.to_string(),
-                        direction: "incoming",
-                        from: from.clone(),
-                        to: to.clone(),
-                        source,
-                        since: Instant::now(),
-                        codec: None,
-                        clock_rate: None,
-                    });
-                    spawn_call(&mut tasks, &mut calls, call, Direction::Incoming, from, to);
+                    spawn_call(&mut tasks, &mut calls, call, Direction::Incoming, from, to, source);
                 }
             }
             Some(done) = tasks.join_next() => {
@@ -300,17 +290,7 @@ pub async fn run(
                     };
                     if let Ok(call) = &placed {
                         tracing::info!(%call, %uri, "placing a call (API)");
-                        shared.book.lock().expect("book lock").active.insert(*call, ActiveCall {
-                            call: call.to_string(),
-                            direction: "outgoing",
-                            from: String::new(),
-                            to: uri.clone(),
-                            source: None,
-                            since: Instant::now(),
-                            codec: None,
-                            clock_rate: None,
-                        });
-                        spawn_call(&mut tasks, &mut calls, *call, Direction::Outgoing, String::new(), uri.clone());
+                        spawn_call(&mut tasks, &mut calls, *call, Direction::Outgoing, String::new(), uri.clone(), None);
                     }
                     let _ = reply.send(placed);
                 }

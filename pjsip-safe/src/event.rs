@@ -24,6 +24,16 @@ pub enum Direction {
     Outgoing,
 }
 
+impl Direction {
+    /// `incoming` or `outgoing`, as logs and the API spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Incoming => "incoming",
+            Direction::Outgoing => "outgoing",
+        }
+    }
+}
+
 /// The SIP state of a call (PJSIP's invite session states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallState {

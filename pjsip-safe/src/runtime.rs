@@ -375,21 +375,24 @@ fn transport_config(
     t
 }
 
-fn bound_address(config: &EngineConfig) -> Result<Option<CString>> {
-    if config.bind.is_unspecified() {
-        Ok(None)
-    } else {
-        cstring("bind", &config.bind.to_string()).map(Some)
-    }
-}
-
-fn create_transports(config: &EngineConfig) -> Result<(Vec<sys::pjsua_transport_id>, Vec<String>)> {
+/// The advertised public address and the bind address, as PJSIP wants them (C strings that
+/// must outlive the call that takes them).
+fn nat_addresses(config: &EngineConfig) -> Result<(Option<CString>, Option<CString>)> {
     let public = config
         .public_address
         .as_deref()
         .map(|p| cstring("public_address", p))
         .transpose()?;
-    let bound = bound_address(config)?;
+    let bound = if config.bind.is_unspecified() {
+        None
+    } else {
+        Some(cstring("bind", &config.bind.to_string())?)
+    };
+    Ok((public, bound))
+}
+
+fn create_transports(config: &EngineConfig) -> Result<(Vec<sys::pjsua_transport_id>, Vec<String>)> {
+    let (public, bound) = nat_addresses(config)?;
     let mut ids = Vec::new();
     let mut addresses = Vec::new();
     for transport in &config.transports {
@@ -459,12 +462,7 @@ fn add_local_account(
             unsafe { sys::pjsua_acc_get_config(acc_id, pool, &mut acc) },
             "pjsua_acc_get_config",
         )?;
-        let public = config
-            .public_address
-            .as_deref()
-            .map(|p| cstring("public_address", p))
-            .transpose()?;
-        let bound = bound_address(config)?;
+        let (public, bound) = nat_addresses(config)?;
         apply_account_media(config, &mut acc, &public, &bound);
         // SAFETY: `acc` is fully initialised; pjsua duplicates what it keeps.
         check(
@@ -500,12 +498,7 @@ fn add_trunk_account(config: &EngineConfig) -> Result<sys::pjsua_acc_id> {
         .as_deref()
         .map(|p| cstring("account.proxy", p))
         .transpose()?;
-    let public = config
-        .public_address
-        .as_deref()
-        .map(|p| cstring("public_address", p))
-        .transpose()?;
-    let bound = bound_address(config)?;
+    let (public, bound) = nat_addresses(config)?;
 
     let mut acc = sys::pjsua_acc_config::default();
     // SAFETY: after pjsua_init (so timer/100rel defaults are copied from the UA config).

@@ -276,6 +276,27 @@ pub fn parse_stat_csv(csv: &str) -> Option<(u64, u64)> {
     Some((col("SuccessfulCall(C)")?, col("FailedCall(C)")?))
 }
 
+/// Waits for the media port a scenario wrote with `<exec command="echo [$rport] > FILE"/>`
+/// (from the SDP answer it received). `echo` writes "PORT\n" at once: the newline says the
+/// write is complete.
+pub fn wait_port_file(path: &Path, timeout: Duration) -> Result<u16> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if let Some(port) = text.strip_suffix('\n').and_then(|t| t.trim().parse().ok()) {
+                return Ok(port);
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "SIPp wrote no media port to {} within {timeout:?}",
+                path.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

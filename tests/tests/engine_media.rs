@@ -168,25 +168,6 @@ fn baresip_calls_with_opus_and_audio_flows_both_ways() {
     engine.shutdown().unwrap();
 }
 
-/// Waits for SIPp to write the engine's RTP port (from the 200 OK's SDP) and returns it.
-fn wait_port_file(path: &std::path::Path) -> u16 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        // echo writes "PORT\n" at once; the newline says the write is complete.
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if let Some(port) = text.strip_suffix('\n').and_then(|t| t.trim().parse().ok()) {
-                return port;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "SIPp wrote no media port to {}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn sipp_g711_call(law: Law) {
     let _guard = lock();
     let (engine, events, sip_port) = start_engine();
@@ -211,7 +192,8 @@ fn sipp_g711_call(law: Law) {
     let (call, info, mut media) = wait_media(&events);
     assert_eq!(info.codec, law.encoding_name(), "{info:?}");
     assert_eq!(info.clock_rate, 8000);
-    let engine_rtp = wait_port_file(&port_file);
+    let engine_rtp =
+        integration_tests::sipp::wait_port_file(&port_file, Duration::from_secs(10)).unwrap();
     let g711 = std::fs::read(phrase_g711(peer_says, law, 300, 300).unwrap()).unwrap();
     let sender = peer
         .stream_g711(

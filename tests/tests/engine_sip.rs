@@ -7,7 +7,6 @@
 //! tests in this binary take turns (ENGINE_LOCK).
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -94,24 +93,6 @@ fn wait_registration(events: &EventReceiver, timeout: Duration) -> Registration 
         Event::Registration(r) => Some(r),
         _ => None,
     })
-}
-
-/// Waits for SIPp to write the engine's RTP port (from the 200 OK's SDP) and returns it.
-fn wait_port_file(path: &Path) -> u16 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path) {
-            if let Some(port) = text.strip_suffix('\n').and_then(|t| t.trim().parse().ok()) {
-                return port;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no media port in {}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// A SIPp UAC run against the engine with its SDP pointing at `rtp`.
@@ -214,7 +195,8 @@ fn rfc4733_dtmf_digits_arrive_in_order() {
     )
     .unwrap();
     let (call, _media) = wait_media(&events);
-    let engine_rtp = wait_port_file(&port_file);
+    let engine_rtp =
+        integration_tests::sipp::wait_port_file(&port_file, Duration::from_secs(10)).unwrap();
     let audio = Law::A.encode_all(&tone(440.0, 8000, 3000, 0.1).to_i16());
     let digits = [('1', 400), ('5', 1000), ('#', 1600)]
         .map(|(digit, at)| DtmfDigit {

@@ -324,10 +324,7 @@ pub async fn run_call(setup: CallSetup) -> CallReport {
     let (tool_tx, mut tool_rx) = mpsc::unbounded_channel();
     let report = CallReport {
         call: call.to_string(),
-        direction: match direction {
-            Direction::Incoming => "incoming",
-            Direction::Outgoing => "outgoing",
-        },
+        direction: direction.as_str(),
         from: from.clone(),
         to: to.clone(),
         started_at: SystemTime::now(),
