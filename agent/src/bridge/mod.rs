@@ -293,6 +293,8 @@ struct Bridge {
     transfer_after_playback: Option<String>,
     transfer_in_progress: Option<String>,
     live: LiveBus,
+    /// When the server reported the end of the caller's speech (for the turn latency).
+    speech_stopped_at: Option<Instant>,
     /// Transcript entries already published.
     published: usize,
     caller_level: Level,
@@ -375,6 +377,7 @@ pub async fn run_call(setup: CallSetup) -> CallReport {
         transfer_after_playback: None,
         transfer_in_progress: None,
         live,
+        speech_stopped_at: None,
         published: 0,
         caller_level: Level::default(),
         agent_level: Level::default(),
@@ -474,7 +477,13 @@ impl Bridge {
     async fn on_socket(&mut self, message: Option<Result<Message, String>>) {
         let now = Instant::now();
         match message {
-            Some(Ok(Message::Text(text))) => self.conv.handle_server_text(now, &text),
+            Some(Ok(Message::Text(text))) => {
+                // A cheap look before parsing: only this one event starts the turn clock.
+                if text.contains("\"input_audio_buffer.speech_stopped\"") {
+                    self.speech_stopped_at = Some(now);
+                }
+                self.conv.handle_server_text(now, &text)
+            }
             Some(Ok(Message::Close(frame))) => {
                 let why = frame.map_or("no reason".into(), |f| format!("{} {}", f.code, f.reason));
                 self.backend_failed(&format!("the Realtime endpoint closed the session ({why})"))
@@ -527,6 +536,13 @@ impl Bridge {
                 self.report.clock_rate = Some(info.clock_rate);
                 if let Some(media) = media {
                     self.media = Some(media);
+                    if self.direction == Direction::Outgoing {
+                        // The callee answered (or started early media: 183 with SDP).
+                        self.report.answered_after_ms = Some(self.elapsed_ms());
+                        self.live.publish(LiveEvent::CallAnswered {
+                            call: self.call.to_string(),
+                        });
+                    }
                     if self.policy.recording_notice && !self.failing {
                         // Queued first: the greeting (already on its way) plays after it.
                         self.play_prompt(Prompt::RecordingNotice);
@@ -743,6 +759,13 @@ impl Bridge {
             .back()
             .is_none_or(|i| i.item_id != item_id || i.ended);
         if is_new {
+            if let Some(stopped) = self.speech_stopped_at.take() {
+                // End of the caller's turn (as the server's VAD saw it) → first answer audio.
+                self.live.publish(LiveEvent::TurnLatency {
+                    call: self.call.to_string(),
+                    ms: received.duration_since(stopped).as_millis() as u64,
+                });
+            }
             self.down.reset();
             let key = self.next_key;
             self.next_key += 1;
@@ -1059,7 +1082,6 @@ impl Bridge {
         log_latency(&self.report);
         self.report.transcript = self.conv.transcript().clone();
         self.tools.call_ended(&self.ctx, &self.report.transcript);
-        let _ = self.direction;
         self.report
     }
 }
