@@ -3,14 +3,19 @@
 //! not counted in voiceagent's).
 //!
 //! ```text
-//! cargo bench -p agent --bench bridge
+//! cargo bench -p agent --bench bridge                    # all parts
+//! BENCH_ONLY=rtp cargo bench -p agent --bench bridge     # one part: baresip, rtp or load
 //! ```
 //!
 //! 1. Turn overhead, one baresip call (PCMA): the caller speaks, the server answers at once
 //!    (unpaced, no delay). Both of baresip's recordings are watched growing (every 2 ms) to put
 //!    wall-clock times on the end of the caller's speech as it was encoded (RTP level) and the
 //!    answer's first sample as it was decoded; overhead = that gap − VAD_SILENCE_MS.
-//! 2. Load: SIPp places `BENCH_CALLS` (50) PCMA calls with a Rust RTP peer per call; CPU of the
+//! 2. Turn overhead at RTP level, `RTP_TURNS` (5) calls from SIPp with the harness's symmetric
+//!    G.711 peer (no jitter buffer or codec of a softphone in the path): overhead = send time
+//!    of the caller's last loud RTP packet → arrival of the first loud answer packet, minus
+//!    VAD_SILENCE_MS. This is the issue's definition of the figure.
+//! 3. Load: SIPp places `BENCH_CALLS` (50) PCMA calls with a Rust RTP peer per call; CPU of the
 //!    voiceagent process over a steady window, minus idle, per call. Every call's "bridge
 //!    latency" log line gives uplink (frame captured → append sent) and downlink (delta
 //!    received → queued for the engine) percentiles.
@@ -29,10 +34,21 @@ use integration_tests::bench::procfs;
 use integration_tests::g711::Law;
 use integration_tests::ports;
 use integration_tests::process::scratch_dir;
-use integration_tests::sipp::{Sipp, SippRun};
-use integration_tests::speech::{padded_phrase_wav, Phrase};
+use integration_tests::rtp::RtpListener;
+use integration_tests::sipp::{wait_port_file, Sipp, SippRun};
+use integration_tests::speech::{padded_phrase_wav, phrase_g711, Phrase};
 
+/// The server's silence window, given to voiceagent explicitly (`VAD_SILENCE_MS`), which sends
+/// it in its `session.update`, so the server's VAD and this benchmark use the same value.
 const VAD_SILENCE_MS: u64 = 500;
+/// Calls (one measured turn each) of the RTP-level turn overhead.
+const RTP_TURNS: usize = 5;
+/// A G.711 packet counts as speech (caller) or answer (agent) above this level.
+const LOUD_DBFS: f64 = -40.0;
+
+fn vad_env() -> (&'static str, String) {
+    ("VAD_SILENCE_MS", VAD_SILENCE_MS.to_string())
+}
 
 /// Watches the newest file ending in `suffix` in `dir` grow: (time, length) at each change.
 fn watch(
@@ -78,7 +94,9 @@ fn turn_overhead() -> (f64, Vec<String>) {
             .then(Reply::long(Duration::from_secs(2), "answer")),
         Pacing::Unpaced,
     );
-    let mut va = Voiceagent::run(&backend.env());
+    let mut env = backend.env();
+    env.push(vad_env());
+    let mut va = Voiceagent::run(&env);
     let mut caller = Baresip::spawn(
         &BaresipConfig::new(
             "caller",
@@ -131,6 +149,110 @@ fn turn_overhead() -> (f64, Vec<String>) {
     let lines = latency_lines(&va.log_text());
     drop(va);
     (gap - VAD_SILENCE_MS as f64, lines)
+}
+
+/// Level of one G.711 payload in dBFS.
+fn g711_dbfs(law: Law, payload: &[u8]) -> f64 {
+    if payload.is_empty() {
+        return -120.0;
+    }
+    let e = law
+        .decode_all(payload)
+        .iter()
+        .map(|s| (f64::from(*s) / 32768.0).powi(2))
+        .sum::<f64>()
+        / payload.len() as f64;
+    10.0 * e.max(1e-12).log10()
+}
+
+/// The RTP-level turn overhead of `turns` calls, in ms: per call, the send time of the
+/// caller's last loud packet → the arrival of the first loud packet from voiceagent after it,
+/// minus VAD_SILENCE_MS. Each call is a new session: a 500 ms greeting (answered to
+/// voiceagent's `response.create` at call start, over before the caller speaks), then the
+/// caller's sentence, then the measured answer.
+fn rtp_turn_overhead(turns: usize) -> Vec<f64> {
+    const LEAD_MS: u32 = 1500;
+    const TAIL_MS: u32 = 3000;
+    let law = Law::A;
+    let backend = ScriptedBackend::start(
+        Script::new()
+            .reply(Reply::long(Duration::from_millis(500), "hi"))
+            .then(Reply::long(Duration::from_secs(1), "answer")),
+        Pacing::Unpaced,
+    );
+    let mut env = backend.env();
+    env.push(vad_env());
+    let va = Voiceagent::run(&env);
+    let g711 =
+        std::fs::read(phrase_g711(Phrase::GermanOrder, law, LEAD_MS, TAIL_MS).unwrap()).unwrap();
+    let loud: Vec<bool> = g711
+        .chunks(160)
+        .map(|c| g711_dbfs(law, c) > LOUD_DBFS)
+        .collect();
+    let last_loud = loud
+        .iter()
+        .rposition(|l| *l)
+        .expect("the phrase is audible");
+    let call_ms = g711.len() as u64 / 8 + 1000;
+    let mut overheads = Vec::with_capacity(turns);
+    for turn in 0..turns {
+        let peer = RtpListener::bind().unwrap();
+        let scratch = scratch_dir("bridge-rtp-turn").unwrap();
+        let port_file = scratch.path().join("agent-rtp-port");
+        let run = SippRun::new("uac_g711_symmetric.xml")
+            .var("RTP_LISTEN_PORT", peer.port())
+            .var("PT", law.payload_type())
+            .var("CODEC", law.encoding_name())
+            .var("PORT_FILE", port_file.display())
+            .var("CALL_MS", call_ms)
+            .remote(format!("127.0.0.1:{}", va.sip_port))
+            .service("agent")
+            .timeout(Duration::from_millis(call_ms) + Duration::from_secs(15));
+        let sipp = Sipp::spawn(&run).unwrap();
+        let agent_rtp = wait_port_file(&port_file, Duration::from_secs(10)).unwrap();
+        let sender = peer
+            .stream_g711_timed(
+                std::net::SocketAddr::from(([127, 0, 0, 1], agent_rtp)),
+                g711.clone(),
+                law.payload_type(),
+            )
+            .unwrap();
+        // The server runs in this process: its commit and its first answer audio are timed
+        // here as its records change, to split the figure into uplink and downlink.
+        let t_commit = backend.wait_instant("the turn's commit", Duration::from_secs(20), |s| {
+            s.get(turn).is_some_and(|s| {
+                s.server_event_types
+                    .iter()
+                    .any(|t| t == "input_audio_buffer.committed")
+            })
+        });
+        let t_answer_sent = backend.wait_instant("the answer", Duration::from_secs(10), |s| {
+            s.get(turn).is_some_and(|s| s.audio_sent.len() > 1)
+        });
+        let sent = sender.join().unwrap();
+        let report = sipp.wait().unwrap();
+        assert!(report.all_succeeded(1), "call {turn}: {report}");
+        let packets = peer.finish().unwrap();
+        let speech_end = sent[last_loud];
+        let answer = packets
+            .iter()
+            .filter(|p| p.payload_type == law.payload_type() && p.at > speech_end)
+            .find(|p| g711_dbfs(law, &p.payload) > LOUD_DBFS)
+            .unwrap_or_else(|| panic!("call {turn}: no loud packet after the caller's speech"));
+        let ms = |from: Instant, to: Instant| to.duration_since(from).as_secs_f64() * 1000.0;
+        let gap = ms(speech_end, answer.at);
+        eprintln!(
+            "call {turn}: speech end → first answer packet {gap:.1} ms: → server commit {:.1} ms \
+             (incl. {VAD_SILENCE_MS} ms VAD silence), → first answer audio sent {:.1} ms, \
+             → first loud packet in {:.1} ms",
+            ms(speech_end, t_commit),
+            ms(t_commit, t_answer_sent),
+            ms(t_answer_sent, answer.at),
+        );
+        overheads.push(gap - VAD_SILENCE_MS as f64);
+    }
+    drop(va);
+    overheads
 }
 
 fn latency_lines(log: &str) -> Vec<String> {
@@ -247,16 +369,33 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(50);
-    let (overhead, lines) = turn_overhead();
-    println!("turn overhead (speech end at RTP → first answer sample decoded, − {VAD_SILENCE_MS} ms VAD silence): {overhead:.0} ms");
-    println!("single call: {}", summarize(&lines));
-    let (idle, busy, lines, rss) = load(calls);
-    println!(
-        "load: {calls} PCMA calls: voiceagent CPU {:.1} % of a core (idle {:.1} %), {:.3} % per call, RSS {} MB",
-        busy * 100.0,
-        idle * 100.0,
-        (busy - idle) * 100.0 / f64::from(calls),
-        rss / 1024
-    );
-    println!("load: {}", summarize(&lines));
+    // BENCH_ONLY=baresip|rtp|load runs one part; all three by default.
+    let only = std::env::var("BENCH_ONLY").ok();
+    let part = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    if part("baresip") {
+        let (overhead, lines) = turn_overhead();
+        println!("turn overhead (speech end at RTP → first answer sample decoded, − {VAD_SILENCE_MS} ms VAD silence): {overhead:.0} ms");
+        println!("single call: {}", summarize(&lines));
+    }
+    if part("rtp") {
+        let mut rtp = rtp_turn_overhead(RTP_TURNS);
+        rtp.sort_by(f64::total_cmp);
+        println!(
+            "turn overhead at RTP level ({RTP_TURNS} SIPp PCMA calls, last loud packet sent → first loud answer packet received, − {VAD_SILENCE_MS} ms VAD silence): p50 {:.1} ms, max {:.1} ms (all: {})",
+            rtp[rtp.len() / 2],
+            rtp[rtp.len() - 1],
+            rtp.iter().map(|v| format!("{v:.1}")).collect::<Vec<_>>().join(", ")
+        );
+    }
+    if part("load") {
+        let (idle, busy, lines, rss) = load(calls);
+        println!(
+            "load: {calls} PCMA calls: voiceagent CPU {:.1} % of a core (idle {:.1} %), {:.3} % per call, RSS {} MB",
+            busy * 100.0,
+            idle * 100.0,
+            (busy - idle) * 100.0 / f64::from(calls),
+            rss / 1024
+        );
+        println!("load: {}", summarize(&lines));
+    }
 }

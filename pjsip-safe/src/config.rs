@@ -204,7 +204,7 @@ impl Default for EngineConfig {
             opus: OpusConfig::default(),
             jitter: JitterConfig::default(),
             resample_quality: 4,
-            max_calls: 64,
+            max_calls: 50,
             allowed_sources: Vec::new(),
             answer: AnswerMode::Manual,
             queue_frames: 500,

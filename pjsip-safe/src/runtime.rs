@@ -82,6 +82,13 @@ pub(crate) fn run(
 ) {
     let _guard = RunningGuard;
     callbacks::clear_records();
+    // SAFETY: both only store a value in pjlib's logging globals (no pjlib state needed yet).
+    // pjsua_create logs before pjsua_init installs our callback; without this, those lines
+    // would go to stdout past `tracing`.
+    unsafe {
+        sys::pj_log_set_log_func(Some(callbacks::on_log));
+        sys::pj_log_set_level(config.log_level as i32);
+    }
     // SAFETY: pjsua_create registers this thread with pjlib; every later pjsua call of ours is
     // made from this thread.
     if let Err(e) = check(unsafe { sys::pjsua_create() }, "pjsua_create") {

@@ -207,6 +207,44 @@ impl RtpListener {
         Ok(handle)
     }
 
+    /// Like [`RtpListener::stream_g711`], but the thread returns the time each packet was
+    /// handed to the socket (index `i` carries `payload[160 * i..160 * (i + 1)]`), for
+    /// benchmarks that time what happens after a given packet left.
+    pub fn stream_g711_timed(
+        &self,
+        dest: SocketAddr,
+        payload: Vec<u8>,
+        pt: u8,
+    ) -> Result<JoinHandle<Vec<Instant>>> {
+        let sock = self.sender.try_clone()?;
+        let handle = std::thread::Builder::new()
+            .name(format!("rtp-send-{}", self.port))
+            .spawn(move || {
+                let start = Instant::now();
+                let ssrc = 0x5eed_0000 | u32::from(dest.port());
+                let mut sent = Vec::with_capacity(payload.len().div_ceil(160));
+                let mut packet = Vec::with_capacity(12 + 160);
+                for (i, chunk) in payload.chunks(160).enumerate() {
+                    let due = start + Duration::from_millis(20 * i as u64);
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    packet.clear();
+                    packet.push(0x80);
+                    packet.push(if i == 0 { 0x80 | pt } else { pt });
+                    packet.extend_from_slice(&(i as u16).to_be_bytes());
+                    packet.extend_from_slice(&((i * 160) as u32).to_be_bytes());
+                    packet.extend_from_slice(&ssrc.to_be_bytes());
+                    packet.extend_from_slice(chunk);
+                    sent.push(Instant::now());
+                    let _ = sock.send_to(&packet, dest);
+                }
+                sent
+            })
+            .context("spawning the RTP sender thread")?;
+        Ok(handle)
+    }
+
     /// RTP packets captured so far.
     pub fn packets_received(&self) -> usize {
         self.count.load(Ordering::Relaxed)
@@ -343,6 +381,29 @@ mod tests {
         let audio = decode_g711(&pkts, Law::A);
         assert_eq!(audio.samples.len(), 480, "two packets plus one lost");
         assert!(audio.samples[0] > 0.0 && audio.samples[200] == 0.0 && audio.samples[400] < 0.0);
+    }
+
+    #[test]
+    fn timed_stream_reports_one_send_time_per_packet() {
+        let rx = RtpListener::bind().unwrap();
+        let tx = RtpListener::bind().unwrap();
+        let dest = SocketAddr::from(([127, 0, 0, 1], rx.port()));
+        let times = tx
+            .stream_g711_timed(dest, vec![Law::A.encode(0); 160 * 3 + 80], 8)
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(times.len(), 4, "three full packets and a short last one");
+        let span = times[3].duration_since(times[0]);
+        assert!(
+            span >= Duration::from_millis(60),
+            "paced at 20 ms: {span:?}"
+        );
+        rx.wait_for_packets(4, Duration::from_secs(2)).unwrap();
+        let pkts = rx.finish().unwrap();
+        assert_eq!(pkts.iter().map(|p| p.seq).collect::<Vec<_>>(), [0, 1, 2, 3]);
+        assert!(pkts.iter().zip(&times).all(|(p, t)| p.at >= *t));
+        assert_eq!(pkts[3].payload.len(), 80);
     }
 
     #[test]

@@ -129,7 +129,7 @@ fn sip(r: &mut Reader) -> SipSettings {
     let max_calls_given = r.parse("MAX_CALLS", |s| {
         parse::number_in(1..=256)(s).map(|n| n as u32)
     });
-    let max_calls = max_calls_given.unwrap_or(64);
+    let max_calls = max_calls_given.unwrap_or(50);
 
     let rtp_port_start = r.parse_or("RTP_PORT_START", 4000, |s| {
         parse::number_in(1024..=65534)(s).map(|n| n as u16)
@@ -156,8 +156,8 @@ fn sip(r: &mut Reader) -> SipSettings {
     }
     // Each call's media takes two ports (RTP and RTCP).
     let media_calls = u32::from(rtp_port_range) / 2;
-    // Only for explicit values: the defaults (64 calls, 100 ports) are the operators' long-standing
-    // ones, and few installations run more than 50 calls at once.
+    // Only for explicit values: the defaults (50 calls, 100 ports) fit each other
+    // (two ports per call).
     if max_calls > media_calls && (max_calls_given.is_some() || rtp_range_given.is_some()) {
         r.warn(
             "RTP_PORT_RANGE",

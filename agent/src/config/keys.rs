@@ -53,7 +53,7 @@ pub const KEYS: &[Key] = &[
     key("SIP_REGISTER_INTERVAL", "300", "the registration interval in seconds (60–86400), e.g. 300"),
     key("SIP_ALLOWED_SOURCES", "", "a comma list of networks allowed to call, e.g. 217.10.64.0/20,10.0.0.5 (empty = everyone)"),
     key("STUN_SERVERS", "", "a comma list of STUN servers as host[:port], e.g. stun.sipgate.net:3478"),
-    key("MAX_CALLS", "64", "the number of concurrent calls (1–256), e.g. 64"),
+    key("MAX_CALLS", "50", "the number of concurrent calls (1–256; each takes 2 RTP ports), e.g. 50"),
     // Media.
     key("RTP_PORT_START", "4000", "the first UDP port for RTP (1024–65534), e.g. 4000"),
     key("RTP_PORT_RANGE", "100", "the number of UDP ports for RTP and RTCP, two per call, e.g. 100"),

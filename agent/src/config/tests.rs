@@ -55,7 +55,7 @@ fn defaults() {
     assert_eq!(c.sip.transports, vec![Transport::Udp, Transport::Tcp]);
     assert!(c.sip.allowed_sources.is_empty());
     assert!(c.sip.stun_servers.is_empty());
-    assert_eq!(c.sip.max_calls, 64);
+    assert_eq!(c.sip.max_calls, 50);
     assert_eq!((c.sip.rtp_port_start, c.sip.rtp_port_range), (4000, 100));
     assert_eq!(c.sip.codecs, DEFAULT_CODECS.map(String::from).to_vec());
     assert_eq!(c.sip.opus, pjsip_safe::OpusConfig::default());
@@ -121,7 +121,7 @@ fn defaults() {
     assert!(e.account.is_none());
     assert_eq!(e.answer, AnswerMode::Manual);
     assert_eq!(e.sip_port, 5060);
-    assert_eq!(e.max_calls, 64);
+    assert_eq!(e.max_calls, 50);
     assert_eq!(e.log_level, 3);
     e.validate().expect("default engine config is valid");
 }
