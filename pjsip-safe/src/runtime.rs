@@ -427,6 +427,26 @@ fn create_transports(config: &EngineConfig) -> Result<(Vec<sys::pjsua_transport_
     Ok((ids, addresses))
 }
 
+/// The Contact to advertise behind 1:1 NAT, `<sip:[user@]PUBLIC:PORT>`. PJSIP 2.12 builds a
+/// UDP account's Contact from the local interface that routes to the peer and ignores the
+/// transport's published address (`local_if` in `pjsua_acc_create_uas_contact`), so the peer's
+/// ACK and BYE would go to the private address. `None` without a public address.
+fn public_contact(config: &EngineConfig, user: Option<&str>) -> Result<Option<CString>> {
+    let Some(public) = config.public_address.as_deref() else {
+        return Ok(None);
+    };
+    let user = user.map(|u| format!("{u}@")).unwrap_or_default();
+    let transport = match config.transports.first() {
+        Some(Transport::Tcp) => ";transport=tcp",
+        _ => "",
+    };
+    cstring(
+        "public_address",
+        &format!("<sip:{user}{public}:{}{transport}>", config.sip_port),
+    )
+    .map(Some)
+}
+
 /// Media and NAT settings shared by the local (IP mode) and the trunk account.
 fn apply_account_media(
     config: &EngineConfig,
@@ -471,6 +491,10 @@ fn add_local_account(
         )?;
         let (public, bound) = nat_addresses(config)?;
         apply_account_media(config, &mut acc, &public, &bound);
+        let contact = public_contact(config, None)?;
+        if let Some(c) = &contact {
+            acc.force_contact = pjstr::borrow(c);
+        }
         // SAFETY: `acc` is fully initialised; pjsua duplicates what it keeps.
         check(
             unsafe { sys::pjsua_acc_modify(acc_id, &acc) },
@@ -506,6 +530,7 @@ fn add_trunk_account(config: &EngineConfig) -> Result<sys::pjsua_acc_id> {
         .map(|p| cstring("account.proxy", p))
         .transpose()?;
     let (public, bound) = nat_addresses(config)?;
+    let contact = public_contact(config, Some(&account.username))?;
 
     let mut acc = sys::pjsua_acc_config::default();
     // SAFETY: after pjsua_init (so timer/100rel defaults are copied from the UA config).
@@ -541,6 +566,10 @@ fn add_trunk_account(config: &EngineConfig) -> Result<sys::pjsua_acc_id> {
     acc.allow_sdp_nat_rewrite = pj_bool(config.sdp_nat_rewrite && config.public_address.is_none());
     acc.ka_interval = config.sip_keepalive.as_secs() as u32;
     apply_account_media(config, &mut acc, &public, &bound);
+    if let Some(c) = &contact {
+        // A configured public address wins over what REGISTER responses suggest.
+        acc.force_contact = pjstr::borrow(c);
+    }
 
     let mut acc_id = 0;
     // SAFETY: `acc` and all strings it points to are valid for the call; pjsua duplicates them.

@@ -335,6 +335,7 @@ mod tests {
             "PAUSE_MS",
             "REFER_TO",
             "PORT_FILE",
+            "ADDR_FILE",
             "EXPIRES",
             "CODE",
             "EVENTS_FILE",

@@ -299,6 +299,46 @@ fn blind_transfer_sends_refer_and_reports_the_notify() {
     engine.shutdown().unwrap();
 }
 
+/// Behind 1:1 NAT the engine must advertise the public address, not the one it binds: in the
+/// Contact of its answer (so the peer's ACK and BYE reach it) and in the SDP `c=` line (so RTP
+/// does). 127.0.0.99 stands in for the public address: it is loopback, so the peer's requests
+/// to it still arrive (the engine listens on all addresses here).
+#[test]
+fn a_configured_public_address_is_advertised_in_contact_and_sdp() {
+    let _guard = lock();
+    let public = "127.0.0.99";
+    let (engine, events, port) = start(EngineConfig {
+        bind: "0.0.0.0".parse().unwrap(),
+        public_address: Some(public.into()),
+        ..config()
+    });
+    let rtp = RtpListener::bind().unwrap();
+    let scratch = integration_tests::process::scratch_dir("nat").unwrap();
+    let addr_file = scratch.path().join("advertised");
+    let sipp = Sipp::spawn(
+        &uac("uac_nat.xml", port, &rtp)
+            .var("ADDR_FILE", addr_file.display())
+            .var("CALL_MS", 1000)
+            .timeout(Duration::from_secs(15)),
+    )
+    .unwrap();
+    let (call, _media) = wait_media(&events);
+    let report = sipp.wait().unwrap();
+    assert!(
+        report.all_succeeded(1),
+        "ACK and BYE sent to the advertised Contact must reach the engine: {report}"
+    );
+    assert_eq!(wait_ended(&events, call), 200);
+    let text = std::fs::read_to_string(&addr_file).unwrap();
+    let advertised: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(
+        advertised,
+        [public, public],
+        "SDP c= address and Contact host of the 200 OK"
+    );
+    engine.shutdown().unwrap();
+}
+
 #[test]
 fn calls_beyond_max_calls_get_486_busy() {
     let _guard = lock();
