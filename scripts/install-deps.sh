@@ -16,6 +16,7 @@ BUILD_PKGS=(
 TEST_PKGS=(
     baresip-core     # Opus SIP peer
     sip-tester       # SIPp: G.711, registration, load and malformed input
+    coturn           # a real STUN server (turnserver --stun-only) for `check`'s STUN test
     espeak-ng sox    # speech for audio tests
     shellcheck       # lint of our shell scripts (hadolint comes from PyPI, see lint.sh)
     chromium         # the dashboard test (driven by playwright-core from npm)
@@ -44,6 +45,11 @@ if [[ ${#missing[@]} -gt 0 ]]; then
     echo "install-deps: installing ${missing[*]}" >&2
     "${sudo[@]}" apt-get update -qq
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # coturn's package enables a TURN server on 0.0.0.0:3478; the tests start their own on
+    # loopback, so switch the system one off where systemd started it.
+    if [[ " ${missing[*]} " == *" coturn "* ]] && command -v systemctl >/dev/null; then
+        "${sudo[@]}" systemctl disable --now coturn >/dev/null 2>&1 || true
+    fi
 fi
 
 command -v cargo >/dev/null || {

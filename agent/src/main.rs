@@ -244,8 +244,8 @@ async fn check(config: Config) -> ExitCode {
                 info.sip_addresses.join(", ")
             );
             println!("codecs offered: {}", info.enabled_codecs().join(", "));
-            if !config.sip.stun_servers.is_empty() {
-                println!("STUN servers: {}", config.sip.stun_servers.join(", "));
+            if let Some(line) = stun_report(&config, &info) {
+                println!("{line}");
             }
             let _ = tokio::task::spawn_blocking(move || engine.shutdown()).await;
         }
@@ -300,6 +300,34 @@ async fn check(config: Config) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// `check`'s STUN line: what STUN did for the SIP transport, `None` without STUN servers.
+///
+/// A configured STUN server that nobody answers is a warning, not a failure: the engine runs
+/// on with its local address (`stun_ignore_failure`, as `run` does), which is right on a LAN
+/// or with a registrar that fixes Contact addresses, and a STUN server can be down for a while.
+fn stun_report(config: &Config, info: &pjsip_safe::EngineInfo) -> Option<String> {
+    let servers = &config.sip.stun_servers;
+    if servers.is_empty() {
+        return None;
+    }
+    let tried = servers.join(", ");
+    Some(if let Some(public) = config.sip.public_ip {
+        format!(
+            "STUN: not used for SIP: SIP_PUBLIC_IP={public} is advertised as configured \
+             (STUN servers: {tried})"
+        )
+    } else if let (Some(server), Some(mapped)) = (&info.stun_server, &info.stun_mapped) {
+        format!("STUN: {server} mapped the SIP transport to {mapped}")
+    } else if let Some(local) = &info.udp_published {
+        format!(
+            "STUN: no server answered (tried {tried}); the SIP transport advertises its local \
+             address {local} — set SIP_PUBLIC_IP or check the STUN servers"
+        )
+    } else {
+        format!("STUN: not used: STUN maps only UDP and SIP_TRANSPORT has no udp ({tried})")
+    })
 }
 
 async fn health(addr: String) -> ExitCode {

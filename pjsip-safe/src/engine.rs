@@ -72,6 +72,26 @@ pub struct EngineInfo {
     pub codecs: Vec<CodecInfo>,
     /// Registered to a trunk (true) or IP mode (false).
     pub trunk_mode: bool,
+    /// The address the SIP UDP transport advertises in Via and Contact (`host:port`): the
+    /// configured public address, the STUN-mapped one, or the local one. `None` without UDP.
+    pub udp_published: Option<String>,
+    /// The STUN server (as configured) that answered PJSIP, when STUN servers are configured.
+    pub stun_server: Option<String>,
+    /// The address STUN mapped the SIP UDP transport to (`host:port`, equal to
+    /// [`udp_published`](Self::udp_published)); `None` when no STUN server is configured, a
+    /// public address is configured (it wins over STUN), there is no UDP transport, or no STUN
+    /// server answered (PJSIP then advertises the local address: `stun_ignore_failure`).
+    ///
+    /// How "mapped" is told from "fell back to the local address": by PJSIP's own verdict, the
+    /// `on_stun_resolution_complete` callback, which reports success only after a server
+    /// answered a Binding request; only then does pjsua ask that server again for the SIP
+    /// socket's mapping and publish it (`create_sip_udp_sock`). Comparing the published with
+    /// the local address cannot tell them apart: on a host with a public address and no NAT,
+    /// a correct mapping equals the local address. One corner stays invisible to the
+    /// application: if the server answers the first request but all four retransmissions of
+    /// the second (2 s) are lost, pjsua falls back to the host address and only logs
+    /// "Error contacting STUN server"; this field then holds that host address.
+    pub stun_mapped: Option<String>,
 }
 
 impl EngineInfo {

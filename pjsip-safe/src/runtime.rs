@@ -196,6 +196,8 @@ fn init(config: EngineConfig, events: flume::Sender<Event>) -> Result<State> {
         *slot = pjstr::borrow(server);
     }
     ua.stun_ignore_failure = pj_bool(true);
+    ua.cb.on_stun_resolution_complete = Some(on_stun_resolved);
+    set_stun_resolved(None);
     ua.cb.on_incoming_call = Some(callbacks::on_incoming_call);
     ua.cb.on_call_state = Some(callbacks::on_call_state);
     ua.cb.on_call_media_state = Some(callbacks::on_call_media_state);
@@ -243,7 +245,8 @@ fn init(config: EngineConfig, events: flume::Sender<Event>) -> Result<State> {
     )?;
     configure_codecs(&config)?;
 
-    let (transports, sip_addresses) = create_transports(&config)?;
+    // Blocks while pjsua waits for the STUN servers (about 8 s for each that does not answer).
+    let (transports, sip_addresses, udp_published) = create_transports(&config)?;
     let default_acc = add_local_account(&config, transports[0])?;
     let trunk_acc = match &config.account {
         Some(_) => Some(add_trunk_account(&config)?),
@@ -258,6 +261,9 @@ fn init(config: EngineConfig, events: flume::Sender<Event>) -> Result<State> {
         sip_addresses,
         codecs,
         trunk_mode: trunk_acc.is_some(),
+        stun_server: stun_server(&config),
+        stun_mapped: stun_mapped(&config, udp_published.as_deref()),
+        udp_published,
     };
     Ok(State {
         config,
@@ -398,10 +404,15 @@ fn nat_addresses(config: &EngineConfig) -> Result<(Option<CString>, Option<CStri
     Ok((public, bound))
 }
 
-fn create_transports(config: &EngineConfig) -> Result<(Vec<sys::pjsua_transport_id>, Vec<String>)> {
+/// The transports' ids, their descriptions (`UDP host:port`) and the UDP transport's published
+/// address (`host:port`).
+type Transports = (Vec<sys::pjsua_transport_id>, Vec<String>, Option<String>);
+
+fn create_transports(config: &EngineConfig) -> Result<Transports> {
     let (public, bound) = nat_addresses(config)?;
     let mut ids = Vec::new();
     let mut addresses = Vec::new();
+    let mut udp_published = None;
     for transport in &config.transports {
         let (kind, name) = match transport {
             Transport::Udp => (sys::PJSIP_TRANSPORT_UDP, "SIP UDP"),
@@ -415,16 +426,61 @@ fn create_transports(config: &EngineConfig) -> Result<(Vec<sys::pjsua_transport_
         let mut info = sys::pjsua_transport_info::default();
         // SAFETY: `id` is a transport we just created.
         if unsafe { sys::pjsua_transport_get_info(id, &mut info) } == sys::PJ_SUCCESS as i32 {
-            addresses.push(format!(
-                "{} {}:{}",
-                pjstr::to_string(&info.type_name),
+            // local_name is the published address (public, STUN-mapped or local).
+            let published = format!(
+                "{}:{}",
                 pjstr::to_string(&info.local_name.host),
                 info.local_name.port
-            ));
+            );
+            addresses.push(format!("{} {published}", pjstr::to_string(&info.type_name)));
+            if matches!(transport, Transport::Udp) {
+                udp_published = Some(published);
+            }
         }
         ids.push(id);
     }
-    Ok((ids, addresses))
+    Ok((ids, addresses, udp_published))
+}
+
+/// PJSIP's verdict on the STUN servers, `(status, index of the server that answered)`, set by
+/// [`on_stun_resolved`]. pjsua runs that callback on the pjlib thread (inside `pjsua_init` or the
+/// wait in `pjsua_transport_create`); a process-wide slot rather than a thread-local keeps the
+/// verdict even if an ioqueue worker thread ever delivered it. One engine per process.
+static STUN_RESOLVED: std::sync::Mutex<Option<(sys::pj_status_t, u32)>> =
+    std::sync::Mutex::new(None);
+
+fn set_stun_resolved(verdict: Option<(sys::pj_status_t, u32)>) {
+    *STUN_RESOLVED.lock().unwrap_or_else(|e| e.into_inner()) = verdict;
+}
+
+/// pjsua's `on_stun_resolution_complete`: remembers whether a STUN server answered.
+unsafe extern "C" fn on_stun_resolved(result: *const sys::pj_stun_resolve_result) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: pjsua passes a result valid for the duration of the call (null is checked).
+        if let Some(r) = unsafe { result.as_ref() } {
+            set_stun_resolved(Some((r.status, r.index)));
+        }
+    }));
+}
+
+/// The configured STUN server that answered PJSIP, if one did.
+fn stun_server(config: &EngineConfig) -> Option<String> {
+    let verdict = *STUN_RESOLVED.lock().unwrap_or_else(|e| e.into_inner());
+    match verdict {
+        Some((status, index)) if status == sys::PJ_SUCCESS as sys::pj_status_t => {
+            config.stun_servers.get(index as usize).cloned()
+        }
+        _ => None,
+    }
+}
+
+/// The UDP transport's published address when STUN mapped it (see
+/// [`EngineInfo::stun_mapped`] for how that is decided).
+fn stun_mapped(config: &EngineConfig, udp_published: Option<&str>) -> Option<String> {
+    if config.public_address.is_some() {
+        return None; // pjsua publishes the configured address and skips STUN
+    }
+    stun_server(config).and(udp_published.map(str::to_owned))
 }
 
 /// The Contact to advertise behind 1:1 NAT, `<sip:[user@]PUBLIC:PORT>`. PJSIP 2.12 builds a
