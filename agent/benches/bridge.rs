@@ -11,18 +11,22 @@
 //!    (unpaced, no delay). Both of baresip's recordings are watched growing (every 2 ms) to put
 //!    wall-clock times on the end of the caller's speech as it was encoded (RTP level) and the
 //!    answer's first sample as it was decoded; overhead = that gap − VAD_SILENCE_MS.
-//! 2. Turn overhead at RTP level, `RTP_TURNS` (5) calls from SIPp with the harness's symmetric
+//! 2. Turn overhead at RTP level, `RTP_TURNS` (8) calls from SIPp with the harness's symmetric
 //!    G.711 peer (no jitter buffer or codec of a softphone in the path): overhead = send time
 //!    of the caller's last loud RTP packet → arrival of the first loud answer packet, minus
-//!    VAD_SILENCE_MS. This is the issue's definition of the figure.
+//!    VAD_SILENCE_MS. This is the issue's definition of the figure. Each turn is split using
+//!    the server's record of when every `append` arrived (aligned with what was sent).
 //! 3. Load: SIPp places `BENCH_CALLS` (50) PCMA calls with a Rust RTP peer per call; CPU of the
-//!    voiceagent process over a steady window, minus idle, per call. Every call's "bridge
-//!    latency" log line gives uplink (frame captured → append sent) and downlink (delta
-//!    received → queued for the engine) percentiles.
+//!    voiceagent process over a steady window, minus idle, per call, and per thread name (the
+//!    tokio workers are the bridge). Every call's "bridge latency" log line gives uplink
+//!    (frame captured → append sent), downlink (delta received → queued for the engine) and
+//!    downlink to played (an answer's first delta → its first sample taken by PJSIP)
+//!    percentiles.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use agent::realtime::server::script::{Reply, Script};
@@ -42,7 +46,7 @@ use integration_tests::speech::{padded_phrase_wav, phrase_g711, Phrase};
 /// it in its `session.update`, so the server's VAD and this benchmark use the same value.
 const VAD_SILENCE_MS: u64 = 500;
 /// Calls (one measured turn each) of the RTP-level turn overhead.
-const RTP_TURNS: usize = 5;
+const RTP_TURNS: usize = 8;
 /// A G.711 packet counts as speech (caller) or answer (agent) above this level.
 const LOUD_DBFS: f64 = -40.0;
 
@@ -165,6 +169,42 @@ fn g711_dbfs(law: Law, payload: &[u8]) -> f64 {
     10.0 * e.max(1e-12).log10()
 }
 
+/// Per-millisecond RMS envelope of `samples` at `rate`.
+fn envelope(samples: &[i16], rate: usize) -> Vec<f64> {
+    samples
+        .chunks(rate / 1000)
+        .map(|c| (c.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / c.len() as f64).sqrt())
+        .collect()
+}
+
+/// When the end of the caller's last loud packet reached the server, found by aligning what the
+/// server received (24 kHz) with what was sent (G.711) on their 1 ms envelopes; also the lag in
+/// ms of stream between the two. `None` if the server's record is too short to align.
+fn uplink_path(
+    g711: &[u8],
+    law: Law,
+    last_loud: usize,
+    record: &agent::realtime::server::SessionRecord,
+) -> Option<(Instant, usize)> {
+    let tx = envelope(&law.decode_all(g711), 8000);
+    let rx = envelope(&record.input_audio, 24000);
+    // rx[i + lag] ≈ tx[i]; search the lag with the best correlation.
+    let lag = (0..rx.len().checked_sub(tx.len() / 2)?)
+        .map(|lag| {
+            let dot: f64 = tx.iter().zip(rx.iter().skip(lag)).map(|(a, b)| a * b).sum();
+            (lag, dot)
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))?
+        .0;
+    let end_sample = ((last_loud + 1) * 20 + lag) * 24;
+    let at = record
+        .input_arrivals
+        .iter()
+        .find(|(_, len)| *len >= end_sample)?
+        .0;
+    Some((at, lag))
+}
+
 /// The RTP-level turn overhead of `turns` calls, in ms: per call, the send time of the
 /// caller's last loud packet → the arrival of the first loud packet from voiceagent after it,
 /// minus VAD_SILENCE_MS. Each call is a new session: a 500 ms greeting (answered to
@@ -241,14 +281,23 @@ fn rtp_turn_overhead(turns: usize) -> Vec<f64> {
             .unwrap_or_else(|| panic!("call {turn}: no loud packet after the caller's speech"));
         let ms = |from: Instant, to: Instant| to.duration_since(from).as_secs_f64() * 1000.0;
         let gap = ms(speech_end, answer.at);
+        let record = &backend.sessions()[turn];
+        let path = uplink_path(&g711, law, last_loud, record);
         eprintln!(
             "call {turn}: speech end → first answer packet {gap:.1} ms: → server commit {:.1} ms \
-             (incl. {VAD_SILENCE_MS} ms VAD silence), → first answer audio sent {:.1} ms, \
-             → first loud packet in {:.1} ms",
+             (incl. {VAD_SILENCE_MS} ms VAD silence; the speech's last packet reached the server \
+             after {}), → first answer audio sent {:.1} ms, → first loud packet in {:.1} ms",
             ms(speech_end, t_commit),
+            path.map_or("?".into(), |(at, _)| format!(
+                "{:.1} ms",
+                ms(speech_end, at)
+            )),
             ms(t_commit, t_answer_sent),
             ms(t_answer_sent, answer.at),
         );
+        if let Some((_, lag)) = path {
+            eprintln!("call {turn}: stream alignment: received audio lags the sent audio by {lag} ms of stream");
+        }
         overheads.push(gap - VAD_SILENCE_MS as f64);
     }
     drop(va);
@@ -271,7 +320,7 @@ fn field(line: &str, key: &str) -> Option<u64> {
         .ok()
 }
 
-fn load(calls: u32) -> (f64, f64, Vec<String>, u64) {
+fn load(calls: u32) -> (f64, f64, Vec<String>, u64, BTreeMap<String, f64>) {
     let backend = ScriptedBackend::start(
         Script::new().reply(Reply::long(Duration::from_secs(2), "hi")),
         Pacing::Speedup(2.0),
@@ -318,7 +367,7 @@ fn load(calls: u32) -> (f64, f64, Vec<String>, u64) {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_secs(3)); // settle: greetings done
-    let busy = procfs::measure(pid, window).unwrap();
+    let (busy, threads) = procfs::measure_by_thread(pid, window).unwrap();
     let report = sipp.wait().unwrap();
     let _ = running.finish();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -328,7 +377,7 @@ fn load(calls: u32) -> (f64, f64, Vec<String>, u64) {
     let lines = latency_lines(&va.log_text());
     drop(va);
     eprintln!("sipp: {report}");
-    (idle.cores, busy.cores, lines, busy.rss_kb)
+    (idle.cores, busy.cores, lines, busy.rss_kb, threads)
 }
 
 fn va_pid(va: &Voiceagent) -> u32 {
@@ -340,6 +389,11 @@ fn summarize(lines: &[String]) -> String {
     let (up99, down99) = (get("uplink_p99_us"), get("downlink_p99_us"));
     let (up50, down50) = (get("uplink_p50_us"), get("downlink_p50_us"));
     let (upmax, downmax) = (get("uplink_max_us"), get("downlink_max_us"));
+    let (play50, play99, playmax) = (
+        get("downlink_play_p50_us"),
+        get("downlink_play_p99_us"),
+        get("downlink_play_max_us"),
+    );
     let med = |v: &[u64]| {
         let mut v = v.to_vec();
         v.sort_unstable();
@@ -348,7 +402,9 @@ fn summarize(lines: &[String]) -> String {
     let max = |v: &[u64]| v.iter().copied().max().unwrap_or(0);
     format!(
         "{} calls: uplink p50 {} µs (median of calls), p99 median {} µs / worst call {} µs, max {} µs; \
-         downlink p50 {} µs, p99 median {} µs / worst call {} µs, max {} µs",
+         downlink (delta → queued) p50 {} µs, p99 median {} µs / worst call {} µs, max {} µs; \
+         downlink (answer's first delta → first sample played) p50 {} µs, p99 median {} µs / \
+         worst call {} µs, max {} µs",
         lines.len(),
         med(&up50),
         med(&up99),
@@ -357,7 +413,11 @@ fn summarize(lines: &[String]) -> String {
         med(&down50),
         med(&down99),
         max(&down99),
-        max(&downmax)
+        max(&downmax),
+        med(&play50),
+        med(&play99),
+        max(&play99),
+        max(&playmax)
     )
 }
 
@@ -388,13 +448,30 @@ fn main() {
         );
     }
     if part("load") {
-        let (idle, busy, lines, rss) = load(calls);
+        let (idle, busy, lines, rss, threads) = load(calls);
         println!(
             "load: {calls} PCMA calls: voiceagent CPU {:.1} % of a core (idle {:.1} %), {:.3} % per call, RSS {} MB",
             busy * 100.0,
             idle * 100.0,
             (busy - idle) * 100.0 / f64::from(calls),
             rss / 1024
+        );
+        let per_call =
+            |name: &str| threads.get(name).copied().unwrap_or(0.0) * 100.0 / f64::from(calls);
+        // tokio's workers run every call's bridge (resampling, JSON, base64, WebSocket) and
+        // the API; PJSIP's media runs on its own threads ("pjsua", its clock and ioqueue).
+        println!(
+            "load: per thread, % of a core per call: {}",
+            threads
+                .iter()
+                .filter(|(_, cores)| **cores > 0.0)
+                .map(|(name, _)| format!("{name} {:.3}", per_call(name)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        println!(
+            "load: bridge (tokio workers) {:.3} % of a core per call",
+            per_call("tokio-rt-worker")
         );
         println!("load: {}", summarize(&lines));
     }

@@ -214,7 +214,7 @@ unsafe extern "C" fn get_frame(
         }
         // SAFETY: checked above: at least 960 samples, 2-byte aligned bridge buffer.
         let out = unsafe { &mut *frame.buf.cast::<Frame>() };
-        if downlink.get_frame(out) {
+        if downlink.get_frame_at(out, start) {
             *primed = true;
         } else {
             *out = SILENCE;

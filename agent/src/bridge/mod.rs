@@ -17,7 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{SinkExt, StreamExt};
-use pjsip_safe::media::{PushError, UplinkFrame};
+use pjsip_safe::media::{Playback, PushError, UplinkFrame};
 use pjsip_safe::{CallId, CallMedia, Direction, EngineHandle, MediaInfo, Secret};
 use serde_json::json;
 use tokio::net::TcpStream;
@@ -169,6 +169,11 @@ pub struct CallReport {
     /// Delta received → handed to the engine's queue (µs).
     #[serde(skip)]
     pub downlink_latency_us: Vec<u32>,
+    /// Delta received → its first sample handed to PJSIP's clock tick (µs), for each delta
+    /// that starts playback on an idle line (the start of every answer). Later deltas of an
+    /// answer wait behind the audio queued before them, by design, so they are not timed.
+    #[serde(skip)]
+    pub downlink_play_latency_us: Vec<u32>,
 }
 
 mod unix_ms {
@@ -286,6 +291,9 @@ struct Bridge {
     next_key: u64,
     /// Audio the engine's queue had no room for yet.
     backlog: VecDeque<(u64, Vec<i16>)>,
+    /// A delta that started playback on an idle line: when it arrived and the stream position
+    /// of its first sample, until the engine reports that sample played.
+    first_play: Option<(Instant, u64)>,
     tool_tx: mpsc::UnboundedSender<ToolDone>,
     pending_tools: HashMap<String, Instant>,
     hold_playing: bool,
@@ -343,6 +351,7 @@ pub async fn run_call(setup: CallSetup) -> CallReport {
         transcript: Transcript::default(),
         uplink_latency_us: Vec::new(),
         downlink_latency_us: Vec::new(),
+        downlink_play_latency_us: Vec::new(),
     };
     let mut bridge = Bridge {
         call,
@@ -362,7 +371,7 @@ pub async fn run_call(setup: CallSetup) -> CallReport {
         answered: direction == Direction::Outgoing,
         session_ready: false,
         pre_media: Vec::new(),
-        up: StreamResampler::new(48_000, 24_000, pjsip_safe::media::FRAME_SAMPLES)
+        up: StreamResampler::streaming(48_000, 24_000, pjsip_safe::media::FRAME_SAMPLES)
             .expect("48 kHz -> 24 kHz is a valid conversion"),
         up_buf: Vec::with_capacity(960),
         down: StreamResampler::new(24_000, 48_000, 480).expect("24 kHz -> 48 kHz is valid"),
@@ -370,6 +379,7 @@ pub async fn run_call(setup: CallSetup) -> CallReport {
         items: VecDeque::new(),
         next_key: 1,
         backlog: VecDeque::new(),
+        first_play: None,
         tool_tx,
         pending_tools: HashMap::new(),
         hold_playing: false,
@@ -784,6 +794,7 @@ impl Bridge {
         self.down.push(samples, &mut out);
         self.agent_level.add(&out);
         if !out.is_empty() {
+            self.note_first_play(received);
             self.media_push(key, out.clone());
         }
         self.down_buf = out;
@@ -791,6 +802,38 @@ impl Bridge {
             self.report
                 .downlink_latency_us
                 .push(received.elapsed().as_micros() as u32);
+        }
+    }
+
+    /// Starts timing "delta received → first sample played" if this delta starts playback on
+    /// an idle line.
+    fn note_first_play(&mut self, received: Instant) {
+        if self.first_play.is_some() || !self.backlog.is_empty() {
+            return;
+        }
+        if let Some(media) = &self.media {
+            if media.downlink.is_drained() {
+                self.first_play = Some((received, media.downlink.write_position()));
+            }
+        }
+    }
+
+    /// Finishes the timing started by `note_first_play` once the engine has played the sample.
+    fn check_first_play(&mut self) {
+        let (Some((received, pos)), Some(media)) = (self.first_play, &self.media) else {
+            return;
+        };
+        match media.downlink.playback_of(pos) {
+            Playback::Pending => {}
+            Playback::Played(at) => {
+                self.first_play = None;
+                if self.report.downlink_play_latency_us.len() < 100_000 {
+                    self.report
+                        .downlink_play_latency_us
+                        .push(at.saturating_duration_since(received).as_micros() as u32);
+                }
+            }
+            Playback::Unknown => self.first_play = None,
         }
     }
 
@@ -930,6 +973,7 @@ impl Bridge {
                 }
             }
         }
+        self.check_first_play();
         // Items fully heard.
         if let Some(media) = self.media.as_mut() {
             while let Some(item) = self.items.front() {
@@ -1099,9 +1143,11 @@ fn percentile(values: &[u32], p: f64) -> u32 {
 
 /// One line per call with the bridge's own latencies, so operators (and the bridge benchmark)
 /// see them without an API: uplink = frame captured by the port → `append` sent; downlink =
-/// delta received → its audio in the engine's queue.
+/// delta received → its audio in the engine's queue; downlink_play = delta received → its
+/// first sample handed to PJSIP's clock tick, for deltas that start an answer.
 fn log_latency(report: &CallReport) {
     let (up, down) = (&report.uplink_latency_us, &report.downlink_latency_us);
+    let play = &report.downlink_play_latency_us;
     tracing::info!(
         call = %report.call,
         uplink_frames = up.len(),
@@ -1112,6 +1158,10 @@ fn log_latency(report: &CallReport) {
         downlink_p50_us = percentile(down, 50.0),
         downlink_p99_us = percentile(down, 99.0),
         downlink_max_us = down.iter().copied().max().unwrap_or(0),
+        downlink_play_starts = play.len(),
+        downlink_play_p50_us = percentile(play, 50.0),
+        downlink_play_p99_us = percentile(play, 99.0),
+        downlink_play_max_us = play.iter().copied().max().unwrap_or(0),
         "bridge latency"
     );
 }

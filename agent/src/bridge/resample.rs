@@ -2,10 +2,17 @@
 //!
 //! rubato's synchronous FFT resampler works on fixed-size chunks, while audio arrives as 20 ms
 //! frames (uplink) or as deltas of any size (downlink). [`StreamResampler`] buffers input up to a
-//! chunk, keeps every buffer preallocated, and trims the resampler's own delay after a reset, so
-//! that N input samples become exactly N × ratio output samples per segment. That keeps the
-//! downlink's played-sample count a faithful clock of the model's audio: barge-in truncation
-//! depends on it.
+//! chunk and keeps every buffer preallocated.
+//!
+//! The two directions want different things from the filter's delay:
+//! - **Downlink** ([`StreamResampler::new`]) trims it after a reset, so that N input samples
+//!   become exactly N × ratio output samples per segment. That keeps the played-sample count a
+//!   faithful clock of the model's audio: barge-in truncation depends on it.
+//! - **Uplink** ([`StreamResampler::streaming`]) keeps it, so every input chunk (one 20 ms
+//!   frame) becomes exactly one output chunk, and each `input_audio_buffer.append` ends on a
+//!   20 ms boundary of the input stream. Trimming would shift the stream by the delay (3.3 ms),
+//!   so the server's VAD could only close a 20 ms window on the *next* append: the end of every
+//!   turn would wait one frame longer (measured: about 17 ms of turn overhead).
 
 use audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Indexing, Resampler};
@@ -18,6 +25,8 @@ pub struct StreamResampler {
     out_buf: Vec<f32>,
     /// Output samples of the resampler's delay still to drop in this segment.
     skip: usize,
+    /// Whether each segment drops the delay (`skip`) at its start.
+    trim: bool,
     /// Input and output samples of the current segment (for the exact length at `finish`).
     seg_in: u64,
     seg_out: u64,
@@ -26,7 +35,18 @@ pub struct StreamResampler {
 }
 
 impl StreamResampler {
-    /// A resampler from `from` Hz to `to` Hz taking input in chunks of `chunk_in` samples.
+    /// A resampler for a continuous stream: the filter's delay stays in the output as leading
+    /// silence, and every `chunk_in` input samples yield exactly `chunk_in × to / from` output
+    /// samples at once. `chunk_in` must be a multiple of `from / gcd(from, to)`.
+    pub fn streaming(from: u32, to: u32, chunk_in: usize) -> anyhow::Result<Self> {
+        let mut r = Self::new(from, to, chunk_in)?;
+        r.trim = false;
+        r.skip = 0;
+        Ok(r)
+    }
+
+    /// A resampler from `from` Hz to `to` Hz taking input in chunks of `chunk_in` samples,
+    /// trimming the filter's delay at the start of each segment.
     pub fn new(from: u32, to: u32, chunk_in: usize) -> anyhow::Result<Self> {
         let inner = Fft::<f32>::new(from as usize, to as usize, chunk_in, 1, FixedSync::Input)
             .map_err(|e| anyhow::anyhow!("creating a {from} -> {to} Hz resampler: {e}"))?;
@@ -38,6 +58,7 @@ impl StreamResampler {
             pending: Vec::with_capacity(chunk_in),
             out_buf: vec![0.0; out_max],
             skip,
+            trim: true,
             seg_in: 0,
             seg_out: 0,
             from,
@@ -49,7 +70,11 @@ impl StreamResampler {
     pub fn reset(&mut self) {
         self.inner.reset();
         self.pending.clear();
-        self.skip = self.inner.output_delay();
+        self.skip = if self.trim {
+            self.inner.output_delay()
+        } else {
+            0
+        };
         self.seg_in = 0;
         self.seg_out = 0;
     }
@@ -174,6 +199,27 @@ mod tests {
             .map(|&s| f64::from(s).powi(2))
             .sum::<f64>()
             / (out.len() - 4800) as f64)
+            .sqrt();
+        assert!((rms - 12000.0 / 2f64.sqrt()).abs() < 600.0, "rms {rms}");
+    }
+
+    #[test]
+    fn streaming_turns_each_frame_into_one_whole_chunk() {
+        let mut r = StreamResampler::streaming(48000, 24000, 960).unwrap();
+        let input = sine(48000, 1000.0, 960 * 20);
+        let mut out = Vec::new();
+        for (i, frame) in input.chunks(960).enumerate() {
+            r.push(frame, &mut out);
+            assert_eq!(out.len(), 480 * (i + 1), "frame {i}");
+        }
+        // The delay stays in front: the signal appears a few ms in, then at full level.
+        let delay = out.iter().position(|s| s.abs() > 3000).unwrap();
+        assert!(delay > 0 && delay < 240, "delay {delay} samples");
+        let rms = (out[2400..]
+            .iter()
+            .map(|&s| f64::from(s).powi(2))
+            .sum::<f64>()
+            / (out.len() - 2400) as f64)
             .sqrt();
         assert!((rms - 12000.0 / 2f64.sqrt()).abs() < 600.0, "rms {rms}");
     }

@@ -31,6 +31,14 @@
 //! `get_frame`, so a wrap would need 16 million flushes during a single call of it. 40 bits of
 //! frames last 700 years at 50 frames per second.
 //!
+//! # When audio was played
+//!
+//! Latency is measured to the moment a sample is handed to PJSIP, not to the moment it was
+//! queued. The real-time side already reads the clock for its own timing; it also writes, per
+//! committed frame, one word into a small ring (`time since the queue was made << 20 | seq`).
+//! The API side asks [`DownlinkApi::playback_of`] about a stream position: the ring answers for
+//! the last [`PLAYED_RING`] frames (1.28 s), which is ample for a bridge that looks every tick.
+//!
 //! # Backpressure
 //!
 //! The queue is bounded and the model sends audio faster than real time, so `push` is
@@ -44,6 +52,7 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use atomic_waker::AtomicWaker;
 use crossbeam_queue::ArrayQueue;
@@ -60,6 +69,11 @@ const EPOCH_MASK: u32 = (1 << (64 - EPOCH_SHIFT)) - 1;
 /// Bounds the real-time call; after that it reports an underrun and the flush's drain does the rest.
 const MAX_POPS_PER_CALL: usize = 8;
 const FRAME: u64 = FRAME_SAMPLES as u64;
+/// Frames whose play time is remembered.
+pub const PLAYED_RING: usize = 64;
+/// Low bits of a ring word that hold the frame's sequence number (to spot overwritten slots).
+const RING_SEQ_BITS: u32 = 20;
+const RING_SEQ_MASK: u64 = (1 << RING_SEQ_BITS) - 1;
 
 #[inline]
 fn epoch_of(word: u64) -> u32 {
@@ -96,6 +110,10 @@ struct Shared {
     closed: AtomicBool,
     counters: Counters,
     high_water: HighWater,
+    /// Zero point of the ring's times.
+    origin: Instant,
+    /// Slot `seq % PLAYED_RING`: `(µs since origin + 1) << 20 | seq & RING_SEQ_MASK`, 0 = never.
+    played_at: [AtomicU64; PLAYED_RING],
 }
 
 impl super::relay::Wakeable for Shared {
@@ -158,6 +176,8 @@ pub fn channel(capacity: NonZeroUsize) -> (DownlinkRt, DownlinkApi) {
         closed: AtomicBool::new(false),
         counters: Counters::default(),
         high_water: HighWater::new(capacity),
+        origin: Instant::now(),
+        played_at: std::array::from_fn(|_| AtomicU64::new(0)),
     });
     let relay_target: Arc<dyn super::relay::Wakeable> = shared.clone();
     super::relay::register(Arc::downgrade(&relay_target));
@@ -172,6 +192,7 @@ pub fn channel(capacity: NonZeroUsize) -> (DownlinkRt, DownlinkApi) {
             next_seq: 0,
             epoch: 0,
             last_flush_seq: 0,
+            flushed: 0..0,
             ledger: Ledger::default(),
         },
     )
@@ -192,11 +213,26 @@ impl DownlinkRt {
     /// queued frame, two atomic stores for the relay (which does the actual wake).
     #[inline]
     pub fn get_frame(&mut self, out: &mut Frame) -> bool {
+        self.get_frame_at(out, Instant::now())
+    }
+
+    /// [`get_frame`](Self::get_frame) with the caller's reading of the clock, recorded as the
+    /// frame's play time (the media port reads it anyway for its own timing).
+    #[inline]
+    pub fn get_frame_at(&mut self, out: &mut Frame, now: Instant) -> bool {
         let shared = &*self.shared;
         for _ in 0..MAX_POPS_PER_CALL {
             let Some(frame) = shared.queue.pop() else {
                 break;
             };
+            // The play time goes in before the commit makes the frame count as played, so a
+            // reader that sees it played finds its time. A frame whose commit then fails was
+            // flushed: `playback_of` knows the flushed range and ignores its slot.
+            let us = now.saturating_duration_since(shared.origin).as_micros() as u64;
+            shared.played_at[(frame.seq % PLAYED_RING as u64) as usize].store(
+                ((us + 1) << RING_SEQ_BITS) | (frame.seq & RING_SEQ_MASK),
+                Ordering::SeqCst,
+            );
             if !commit(shared, &frame, out) {
                 // Pushed before a flush that has begun: discarded (the flush counted it).
                 Counters::add(&shared.counters.flush_races, 1);
@@ -263,6 +299,17 @@ impl std::fmt::Display for PushError {
 
 impl std::error::Error for PushError {}
 
+/// What became of the audio at one stream position; see [`DownlinkApi::playback_of`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Playback {
+    /// Not handed to PJSIP yet (queued, or not even pushed).
+    Pending,
+    /// Handed to PJSIP's clock tick at this instant.
+    Played(Instant),
+    /// Discarded by a flush, or played too long ago to know when.
+    Unknown,
+}
+
 /// The API half: pushes the bot's audio, flushes on barge-in, reports what was played.
 pub struct DownlinkApi {
     shared: Arc<Shared>,
@@ -276,10 +323,36 @@ pub struct DownlinkApi {
     epoch: u32,
     /// `next_seq` at the last flush: frames below it are played or discarded.
     last_flush_seq: u64,
+    /// Frames the last flush discarded (never played).
+    flushed: std::ops::Range<u64>,
     ledger: Ledger,
 }
 
 impl DownlinkApi {
+    /// Stream position (samples) the next pushed sample will have; pass it to
+    /// [`playback_of`](Self::playback_of) later to learn when that sample was played.
+    pub fn write_position(&self) -> u64 {
+        self.write_pos()
+    }
+
+    /// When the sample at stream position `pos` was handed to PJSIP, if it has been.
+    pub fn playback_of(&self, pos: u64) -> Playback {
+        let seq = pos / FRAME;
+        if self.flushed.contains(&seq) {
+            return Playback::Unknown;
+        }
+        if self.played_frames() <= seq {
+            return Playback::Pending;
+        }
+        let word =
+            self.shared.played_at[(seq % PLAYED_RING as u64) as usize].load(Ordering::SeqCst);
+        if word == 0 || word & RING_SEQ_MASK != seq & RING_SEQ_MASK {
+            return Playback::Unknown;
+        }
+        let us = (word >> RING_SEQ_BITS) - 1;
+        Playback::Played(self.shared.origin + Duration::from_micros(us))
+    }
+
     /// Stream position (samples) of the next pushed sample.
     fn write_pos(&self) -> u64 {
         self.next_seq * FRAME + self.partial_len as u64
@@ -386,6 +459,7 @@ impl DownlinkApi {
         Counters::add(&c.flushes, 1);
         Counters::add(&c.flushed_frames, unplayed);
         self.partial_len = 0;
+        self.flushed = played.max(self.last_flush_seq)..self.next_seq;
         self.last_flush_seq = self.next_seq;
         self.ledger.truncate(played * FRAME)
     }

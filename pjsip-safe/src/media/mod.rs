@@ -36,7 +36,9 @@ mod uplink;
 
 use std::num::NonZeroUsize;
 
-pub use downlink::{channel as downlink_channel, DownlinkApi, DownlinkRt, PushError};
+pub use downlink::{
+    channel as downlink_channel, DownlinkApi, DownlinkRt, Playback, PushError, PLAYED_RING,
+};
 pub use frame::{Frame, UplinkFrame, FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, SILENCE};
 pub use stats::{MediaStats, QueueStats};
 pub use tap::{tap_channel, RecordingTap, TapRead, TapRt};

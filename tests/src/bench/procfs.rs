@@ -4,6 +4,7 @@
 //! window is "cores used", comparable between a Rust process and pjsua whatever their thread
 //! layout. RSS is `VmRSS` of `/proc/PID/status`.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -91,9 +92,71 @@ pub fn measure(pid: u32, length: Duration) -> Result<Window> {
     })
 }
 
+/// `utime + stime` per thread name (`/proc/PID/task/*/comm`), in clock ticks, summed over the
+/// threads that share a name (tokio's workers all share one).
+pub fn thread_ticks(pid: u32) -> Result<BTreeMap<String, u64>> {
+    let mut by_name = BTreeMap::new();
+    let dir = format!("/proc/{pid}/task");
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
+        let path = entry?.path();
+        // A thread may end between listing and reading: skip it.
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(path.join("comm")),
+            std::fs::read_to_string(path.join("stat")),
+        ) else {
+            continue;
+        };
+        *by_name.entry(comm.trim().to_owned()).or_insert(0) += parse_cpu_ticks(&stat)?;
+    }
+    Ok(by_name)
+}
+
+/// Like [`measure`], also split by thread name: fraction of a core per name over the window.
+pub fn measure_by_thread(pid: u32, length: Duration) -> Result<(Window, BTreeMap<String, f64>)> {
+    let hz = clock_ticks() as f64;
+    let (t0, c0, th0) = (Instant::now(), cpu_ticks(pid)?, thread_ticks(pid)?);
+    std::thread::sleep(length);
+    let (t1, c1, th1) = (Instant::now(), cpu_ticks(pid)?, thread_ticks(pid)?);
+    let seconds = (t1 - t0).as_secs_f64();
+    let threads = th1
+        .into_iter()
+        .map(|(name, ticks)| {
+            let before = th0.get(&name).copied().unwrap_or(0);
+            (name, ticks.saturating_sub(before) as f64 / hz / seconds)
+        })
+        .collect();
+    let window = Window {
+        cores: (c1.saturating_sub(c0)) as f64 / hz / seconds,
+        rss_kb: rss_kb(pid)?,
+        seconds,
+    };
+    Ok((window, threads))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_is_attributed_to_the_thread_that_used_it() {
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let spinner = std::thread::Builder::new()
+            .name("procfs-spin".into())
+            .spawn(move || {
+                let until = Instant::now() + Duration::from_millis(300);
+                while Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+                let _ = stop_rx.recv(); // stay alive until measured
+            })
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(350));
+        let threads = thread_ticks(std::process::id()).unwrap();
+        drop(stop_tx);
+        spinner.join().unwrap();
+        let spun = threads.get("procfs-spin").copied().unwrap_or(0);
+        assert!(spun >= clock_ticks() / 10, "{threads:?}");
+    }
 
     #[test]
     fn stat_fields_are_counted_after_the_command_name() {

@@ -60,6 +60,9 @@ pub struct SessionRecord {
     pub client_events: Vec<ClientEventRecord>,
     /// All input audio appended during the session, decoded (PCM16 24 kHz mono).
     pub input_audio: Vec<i16>,
+    /// When each `input_audio_buffer.append` arrived, with the length of `input_audio` after it:
+    /// benchmarks time the uplink path against the caller's packets with it.
+    pub input_arrivals: Vec<(std::time::Instant, usize)>,
     /// Truncate requests, accepted or not.
     pub truncates: Vec<TruncateRecord>,
     /// Assistant audio sent, per item, in the order the items started.

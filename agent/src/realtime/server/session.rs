@@ -408,8 +408,10 @@ impl Session {
     }
 
     fn append(&mut self, samples: &[i16], now: Instant) {
-        self.recorder
-            .with(|r| r.input_audio.extend_from_slice(samples));
+        self.recorder.with(|r| {
+            r.input_audio.extend_from_slice(samples);
+            r.input_arrivals.push((now, r.input_audio.len()));
+        });
         self.audio_total += samples.len() as u64;
         self.buffer.extend_from_slice(samples);
         let Some(vad) = &mut self.vad else { return };

@@ -136,6 +136,50 @@ fn flush_discards_queue_and_partial_and_freezes_played() {
 }
 
 #[test]
+fn playback_of_tells_when_each_position_was_played() {
+    let (mut rt, mut api) = channel(cap(128));
+    let t0 = Instant::now();
+    assert_eq!(api.write_position(), 0);
+    api.push(1, &ramp(0, 1500)).unwrap(); // frame 0 queued, 540 samples partial
+    assert_eq!(api.write_position(), 1500);
+    assert_eq!(api.playback_of(0), Playback::Pending);
+    let mut f = [0; FRAME_SAMPLES];
+    let at = t0 + Duration::from_millis(7);
+    assert!(rt.get_frame_at(&mut f, at));
+    let Playback::Played(played) = api.playback_of(959) else {
+        panic!("frame 0 was played");
+    };
+    let error = played.max(at).duration_since(played.min(at));
+    assert!(error <= Duration::from_micros(1), "{played:?} vs {at:?}");
+    assert_eq!(
+        api.playback_of(960),
+        Playback::Pending,
+        "frame 1 is still partial"
+    );
+
+    // A flush makes the discarded positions unknown, for good.
+    api.push(1, &ramp(0, 960)).unwrap(); // frame 1 queued
+    let discarded_pos = 1000;
+    api.flush();
+    let after = api.write_position();
+    api.push(2, &ramp(0, 960)).unwrap();
+    assert!(rt.get_frame_at(&mut f, at + Duration::from_millis(20)));
+    assert_eq!(api.playback_of(discarded_pos), Playback::Unknown);
+    assert!(matches!(api.playback_of(after), Playback::Played(_)));
+
+    // Play times older than the ring are unknown, not wrong.
+    for _ in 0..PLAYED_RING {
+        api.push(3, &ramp(0, 960)).unwrap();
+        assert!(rt.get_frame(&mut f));
+    }
+    assert_eq!(api.playback_of(0), Playback::Unknown);
+    assert!(matches!(
+        api.playback_of(api.write_position() - 1),
+        Playback::Played(_)
+    ));
+}
+
+#[test]
 fn frame_popped_before_flush_cannot_commit_after_it() {
     let (_rt, mut api) = channel(cap(8));
     api.push(1, &ramp(0, 1920)).unwrap();
