@@ -8,15 +8,25 @@
 # Where the source comes from, in this order:
 #   PJPROJECT_PREFIX=/opt/pjproject   an installed prefix (lib/pkgconfig/libpjproject.pc); nothing
 #                                     is built, pjsip-sys links against it directly
-#   PJPROJECT_SRC=/path/to/pjproject  a pjproject source tree (e.g. an upstream 2.15+ release); it
-#                                     is copied into the cache and built there, never in place
-#   (neither)                         the pjproject tree bundled in Debian 12's `ring` source
-#                                     package, fetched with apt through a private sources list
-#                                     and verified by sha256 (see shared reference
-#                                     pjproject-source.md)
+#   PJPROJECT_SRC=/path/to/pjproject  a pjproject source tree; it is copied into the cache and
+#                                     built there, never in place
+#   PJPROJECT_FLAVOR=upstream         (the default) the upstream release tarball of PJSIP 2.17,
+#                                     verified by the sha256 of its decompressed tar. It is looked
+#                                     up in the download cache (build/downloads, or
+#                                     PJPROJECT_DOWNLOADS), which is seeded from a vendor folder
+#                                     (PJPROJECT_VENDOR_DIR, default ../shared/vendor beside the
+#                                     checkout) when that holds it, and downloaded from upstream's
+#                                     release URL otherwise
+#   PJPROJECT_FLAVOR=debian           Jami's pjproject 2.12.1 fork bundled in Debian 12's `ring`
+#                                     source package, fetched with apt through a private sources
+#                                     list and verified by sha256 (for machines that reach only
+#                                     Debian's mirror; see the README for what it lacks)
 #
-# Other knobs: VOICEAGENT_PJ_CACHE (cache directory, default build/cache), PJPROJECT_REBUILD=1
-# (rebuild even if up to date), JOBS (make -j, default nproc).
+# Only the libraries we link are built (in parallel), plus PJSIP's own pjsua from the same tree,
+# which the benchmarks compare our engine with. No sample apps, no test programs.
+#
+# Other knobs: VOICEAGENT_PJ_CACHE (build tree and install, default build/cache),
+# PJPROJECT_REBUILD=1 (rebuild even if up to date), JOBS (make -j, default nproc).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,7 +35,18 @@ PREFIX=$CACHE/prefix
 STAMP=$PREFIX/.voiceagent-stamp
 JOBS=${JOBS:-$(nproc)}
 
-# The Debian source we build by default: Jami's pjproject 2.12.1 fork inside `ring`.
+FLAVOR=${PJPROJECT_FLAVOR:-upstream}
+DOWNLOADS=${PJPROJECT_DOWNLOADS:-$ROOT/build/downloads}
+VENDOR_DIR=${PJPROJECT_VENDOR_DIR:-$ROOT/../shared/vendor}
+
+# The upstream release we build by default. The sha256 is of the decompressed tar (`git archive`
+# of the tag): GitHub's gzip layer may differ byte for byte while the tar inside is the same.
+UPSTREAM_VERSION=2.17
+UPSTREAM_TARBALL=pjproject-$UPSTREAM_VERSION.tar.gz
+UPSTREAM_TAR_SHA256=a56dd79d978ce8d796969ee3f43b6e9e586d38aec7328645504f5b4e6255ad2c
+UPSTREAM_URL=https://github.com/pjsip/pjproject/archive/refs/tags/$UPSTREAM_VERSION.tar.gz
+
+# The Debian source (PJPROJECT_FLAVOR=debian): Jami's pjproject 2.12.1 fork inside `ring`.
 RING_ORIG=ring_20230206.0~ds2.orig.tar.gz
 RING_ORIG_SHA256=028661c72b962a32d30a310f5f24e77540c96c479576e886bc3a0a8e9ececff0
 RING_PJ_DIR=jami-20230206.0/daemon/contrib/tarballs-unpacked/pjproject-3b78ef1c48732d238ba284cdccb04dc6de79c54f.tar.gz/pjproject-3b78ef1c48732d238ba284cdccb04dc6de79c54f
@@ -62,7 +83,7 @@ need() {
     [[ ${#missing[@]} -eq 0 ]] \
         || die "missing tools: ${missing[*]}; run scripts/install-deps.sh (as root) first"
 }
-need make gcc pkg-config tar sha256sum
+need make gcc pkg-config tar gzip sha256sum
 pkg-config --exists opus || die "libopus-dev is not installed (Opus would be silently left out); run scripts/install-deps.sh"
 pkg-config --exists libsrtp2 || die "libsrtp2-dev is not installed; run scripts/install-deps.sh"
 
@@ -72,7 +93,11 @@ if [[ -n "${PJPROJECT_SRC:-}" ]]; then
         || die "PJPROJECT_SRC=$PJPROJECT_SRC is not a pjproject source tree (no version.mak/configure)"
     SRC_ID="src:$(cd "$PJPROJECT_SRC" && pwd):$(sha256sum "$PJPROJECT_SRC/version.mak" | cut -d' ' -f1)"
 else
-    SRC_ID="ring:$RING_ORIG_SHA256:$RING_PJ_DIR"
+    case "$FLAVOR" in
+        upstream) SRC_ID="upstream:$UPSTREAM_VERSION:$UPSTREAM_TAR_SHA256" ;;
+        debian) SRC_ID="ring:$RING_ORIG_SHA256:$RING_PJ_DIR" ;;
+        *) die "PJPROJECT_FLAVOR=$FLAVOR is not known; use upstream (PJSIP $UPSTREAM_VERSION, the default) or debian (Debian 12's 2.12.1)" ;;
+    esac
 fi
 FINGERPRINT=$(
     {
@@ -162,14 +187,45 @@ fetch_ring_pjproject() {
     tar -xzf "$dl/$RING_ORIG" -C "$dest" --strip-components=6 "$RING_PJ_DIR"
 }
 
+# sha256 of the tar inside a gzip file.
+tar_sha256() { gzip -dc "$1" | sha256sum | cut -d' ' -f1; }
+
+fetch_upstream_pjproject() {
+    local dest=$1 file=$DOWNLOADS/$UPSTREAM_TARBALL got
+    mkdir -p "$DOWNLOADS"
+    if [[ -f "$file" && "$(tar_sha256 "$file")" != "$UPSTREAM_TAR_SHA256" ]]; then
+        say "$file does not match the release's sha256; fetching it again"
+        rm -f "$file"
+    fi
+    if [[ ! -f "$file" && -f "$VENDOR_DIR/$UPSTREAM_TARBALL" ]]; then
+        say "seeding the download cache from $VENDOR_DIR"
+        cp "$VENDOR_DIR/$UPSTREAM_TARBALL" "$file.part" && mv "$file.part" "$file"
+    fi
+    if [[ ! -f "$file" ]]; then
+        need curl
+        say "downloading PJSIP $UPSTREAM_VERSION from $UPSTREAM_URL"
+        curl -fsSL --retry 3 -o "$file.part" "$UPSTREAM_URL" \
+            || die "could not download $UPSTREAM_URL; put $UPSTREAM_TARBALL into $DOWNLOADS, or build Debian's 2.12.1 with PJPROJECT_FLAVOR=debian"
+        mv "$file.part" "$file"
+    fi
+    got=$(tar_sha256 "$file")
+    [[ "$got" == "$UPSTREAM_TAR_SHA256" ]] \
+        || die "$file holds a tar with sha256 $got, expected $UPSTREAM_TAR_SHA256; refusing to build from it (delete it to download again)"
+    say "extracting $UPSTREAM_TARBALL"
+    mkdir -p "$dest"
+    tar -xzf "$file" -C "$dest" --strip-components=1
+}
+
 SRC=$CACHE/src
 rm -rf "$SRC" "$PREFIX"
 if [[ -n "${PJPROJECT_SRC:-}" ]]; then
     say "copying $PJPROJECT_SRC into the cache (the tree itself is not modified)"
     mkdir -p "$SRC"
     tar -C "$PJPROJECT_SRC" --exclude=.git -cf - . | tar -C "$SRC" -xf -
-else
+elif [[ "$FLAVOR" == debian ]]; then
     fetch_ring_pjproject "$SRC"
+else
+    fetch_upstream_pjproject "$SRC"
 fi
 
 # Our knobs. A tree that ships its own config_site.h (the savoirfairelinux fork's master does)
@@ -193,10 +249,14 @@ $(tail -n 25 "$log")"
 grep -q 'OPUS library found' "$log" \
     || die "configure did not find Opus (libopus-dev); see $log"
 
-say "building with make -j$JOBS (about a minute on 2 cores)"
+say "building the libraries and pjsua with make -j$JOBS (a few minutes on 2 cores)"
+# `make lib` builds only the libraries (upstream's `make all` also builds the test programs, whose
+# makefiles race under -j); pjsua, from the same tree, is the benchmarks' anchor.
 (
     cd "$SRC"
-    { make dep && make -j"$JOBS" && make install; } >>"$log" 2>&1
+    {
+        make dep && make -j"$JOBS" lib && make -j"$JOBS" -C pjsip-apps/build pjsua && make install
+    } >>"$log" 2>&1
 ) || die "make failed; the last lines of $log:
 $(tail -n 25 "$log")"
 
@@ -206,5 +266,8 @@ for app in "$SRC"/pjsip-apps/bin/pjsua-*; do
     [[ -x "$app" ]] && cp "$app" "$PREFIX/bin/pjsua"
 done
 
+# What the engine reports as its build flavour (`voiceagent check`, the start-up log).
+if [[ -n "${PJPROJECT_SRC:-}" ]]; then echo "source tree" >"$PREFIX/.voiceagent-flavor"
+else echo "$FLAVOR" >"$PREFIX/.voiceagent-flavor"; fi
 echo "$FINGERPRINT" >"$STAMP"
 say "installed into $PREFIX ($(grep -E '^Version:' "$PREFIX/lib/pkgconfig/libpjproject.pc"))"
