@@ -77,6 +77,10 @@ pub struct SipSettings {
     pub rtp_timeout: Duration,
     /// `User-Agent` / `Server` header.
     pub user_agent: String,
+    /// SIP over TLS (with `tls` in `transports`).
+    pub tls: pjsip_safe::TlsConfig,
+    /// SRTP for the calls' media.
+    pub srtp: pjsip_safe::SrtpMode,
 }
 
 /// The trunk account (`SIP_SERVER` and friends).

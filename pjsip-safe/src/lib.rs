@@ -39,7 +39,7 @@ mod sip_uri;
 pub use admission::InviteRate;
 pub use config::{
     AccountConfig, AnswerMode, ContactRewrite, EngineConfig, JitterConfig, OpusConfig, Secret,
-    Transport, DEFAULT_CODECS,
+    SrtpMode, TlsConfig, Transport, DEFAULT_CODECS, SYSTEM_CA_FILE,
 };
 pub use engine::{CallStats, CodecInfo, Engine, EngineHandle, EngineInfo, Pending};
 pub use error::{Error, Result};

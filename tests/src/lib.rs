@@ -31,5 +31,6 @@ pub mod process;
 pub mod rtp;
 pub mod sipp;
 pub mod speech;
+pub mod tls;
 
 pub use audio::{compare, Audio, Comparison};

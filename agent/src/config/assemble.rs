@@ -106,8 +106,12 @@ fn sip(r: &mut Reader) -> SipSettings {
         .parse("SIP_TRANSPORT", |s| {
             let mut transports = Vec::new();
             for item in parse::list(s) {
-                let t = parse::one_of(&[("udp", Transport::Udp), ("tcp", Transport::Tcp)])(&item)
-                    .map_err(|p| format!("`{item}` is {p}"))?;
+                let t = parse::one_of(&[
+                    ("udp", Transport::Udp),
+                    ("tcp", Transport::Tcp),
+                    ("tls", Transport::Tls),
+                ])(&item)
+                .map_err(|p| format!("`{item}` is {p}"))?;
                 if !transports.contains(&t) {
                     transports.push(t);
                 }
@@ -210,6 +214,36 @@ fn sip(r: &mut Reader) -> SipSettings {
     let rtp_timeout = r.parse_or("RTP_TIMEOUT", Duration::from_secs(60), |s| {
         parse::number_in(0..=3600)(s).map(Duration::from_secs)
     });
+    let file = |s: &str| {
+        let path = PathBuf::from(s);
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!("{s} is not a readable file"))
+        }
+    };
+    let tls = pjsip_safe::TlsConfig {
+        port: r.parse_or("SIP_TLS_PORT", 0, |s| {
+            parse::number_in(1..=65535)(s).map(|n| n as u16)
+        }),
+        ca_file: r.parse("SIP_TLS_CA_FILE", file),
+        cert_file: r.parse("SIP_TLS_CERT_FILE", file),
+        key_file: r.parse("SIP_TLS_KEY_FILE", file),
+    };
+    if tls.cert_file.is_some() != tls.key_file.is_some() {
+        r.fail_with(
+            "SIP_TLS_CERT_FILE",
+            "needs SIP_TLS_KEY_FILE and the other way round",
+            "set both SIP_TLS_CERT_FILE and SIP_TLS_KEY_FILE (PEM files), or neither",
+        );
+    }
+    let srtp = r.parse_or("SRTP", pjsip_safe::SrtpMode::Off, |s| {
+        parse::one_of(&[
+            ("off", pjsip_safe::SrtpMode::Off),
+            ("optional", pjsip_safe::SrtpMode::Optional),
+            ("mandatory", pjsip_safe::SrtpMode::Mandatory),
+        ])(s)
+    });
     let user_agent = r.parse_or("SIP_USER_AGENT", "voiceagent".to_string(), |s| {
         let s = s.trim();
         if s.is_empty() || s.len() > 64 || !s.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
@@ -237,6 +271,8 @@ fn sip(r: &mut Reader) -> SipSettings {
         invite_rate,
         rtp_timeout,
         user_agent,
+        tls,
+        srtp,
     }
 }
 

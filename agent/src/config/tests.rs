@@ -136,7 +136,12 @@ const EVERYTHING: &[(&str, &str)] = &[
     ("SIP_PROXY", "sip:proxy.example.com;lr"),
     ("SIP_PUBLIC_IP", "203.0.113.10"),
     ("SIP_BIND", "10.0.0.2"),
-    ("SIP_TRANSPORT", "UDP"),
+    ("SIP_TRANSPORT", "UDP,tls"),
+    ("SIP_TLS_PORT", "5071"),
+    ("SIP_TLS_CA_FILE", "/etc/passwd"),
+    ("SIP_TLS_CERT_FILE", "/etc/passwd"),
+    ("SIP_TLS_KEY_FILE", "/etc/passwd"),
+    ("SRTP", "Mandatory"),
     ("SIP_REGISTER_INTERVAL", "600"),
     ("SIP_ALLOWED_SOURCES", "217.10.64.0/20, 10.0.0.5"),
     ("SIP_TRUNK_SOURCES_ONLY", "false"),
@@ -198,7 +203,7 @@ fn every_key_is_parsed() {
     assert_eq!(c.sip.port, 5080);
     assert_eq!(c.sip.public_ip, Some(IpAddr::from([203, 0, 113, 10])));
     assert_eq!(c.sip.bind, IpAddr::from([10, 0, 0, 2]));
-    assert_eq!(c.sip.transports, vec![Transport::Udp]);
+    assert_eq!(c.sip.transports, vec![Transport::Udp, Transport::Tls]);
     assert_eq!(
         c.sip
             .allowed_sources
@@ -285,7 +290,7 @@ fn every_key_is_parsed() {
     assert_eq!(e.sip_port, 5080);
     assert_eq!(e.bind, IpAddr::from([10, 0, 0, 2]));
     assert_eq!(e.public_address.as_deref(), Some("203.0.113.10"));
-    assert_eq!(e.transports, vec![Transport::Udp]);
+    assert_eq!(e.transports, vec![Transport::Udp, Transport::Tls]);
     assert_eq!((e.rtp_port_start, e.rtp_port_range), (10000, 40));
     assert_eq!(e.codecs, ["PCMA/8000", "opus/48000"]);
     assert_eq!(e.jitter.max_ms, Some(200));
@@ -293,6 +298,9 @@ fn every_key_is_parsed() {
     assert_eq!(e.allowed_sources.len(), 2);
     assert_eq!(e.stun_servers.len(), 2);
     assert!(!e.trunk_sources_only);
+    assert_eq!(e.transports, vec![Transport::Udp, Transport::Tls]);
+    assert_eq!(e.tls.port, 5071);
+    assert_eq!(e.srtp, pjsip_safe::SrtpMode::Mandatory);
     let rate = e.invite_rate.expect("SIP_INVITE_RATE=3");
     assert_eq!((rate.per_second, rate.burst), (3.0, 12));
     assert_eq!(e.user_agent, "PBX 1");
@@ -377,7 +385,12 @@ fn every_bad_value_is_reported_in_one_pass_with_key_and_fix() {
         ("SIP_PROXY", "proxy.example.com"),
         ("SIP_PUBLIC_IP", "203.0.113"),
         ("SIP_BIND", "any"),
-        ("SIP_TRANSPORT", "tls"),
+        ("SIP_TRANSPORT", "sctp"),
+        ("SIP_TLS_PORT", "0"),
+        ("SIP_TLS_CA_FILE", "/nonexistent/ca.pem"),
+        ("SIP_TLS_CERT_FILE", "/nonexistent/cert.pem"),
+        ("SIP_TLS_KEY_FILE", "/nonexistent/key.pem"),
+        ("SRTP", "always"),
         ("SIP_REGISTER_INTERVAL", "10"),
         ("SIP_ALLOWED_SOURCES", "10.0.0.0/33"),
         ("SIP_TRUNK_SOURCES_ONLY", "perhaps"),
