@@ -27,6 +27,30 @@ pub struct ToolContext {
     pub called: String,
 }
 
+/// What a tool answers the model: `value` is sent as the `function_call_output` and always
+/// carries `"ok"`; a refusal or failure also carries `"error"` (the one place that envelope is
+/// built is [`ToolOutput::error`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolOutput {
+    pub ok: bool,
+    pub value: Value,
+}
+
+impl ToolOutput {
+    /// A failure the model should explain or work around: `{"ok": false, "error": message}`.
+    pub fn error(message: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            value: json!({"ok": false, "error": message.into()}),
+        }
+    }
+
+    /// The JSON text for `function_call_output`.
+    pub fn to_json_text(&self) -> String {
+        self.value.to_string()
+    }
+}
+
 /// A handler's result: the JSON output for the model, or an error message for it.
 pub type ToolFuture = Pin<Box<dyn Future<Output = Result<Value, String>> + Send>>;
 
