@@ -34,6 +34,14 @@ fn main() {
         prefix.join(".voiceagent-stamp").display()
     );
 
+    // Where the tree came from (build/pjproject.sh writes it; an outside prefix has none).
+    let flavor_file = prefix.join(".voiceagent-flavor");
+    println!("cargo:rerun-if-changed={}", flavor_file.display());
+    let flavor = std::fs::read_to_string(&flavor_file)
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "installed prefix".into());
+    println!("cargo:rustc-env=VOICEAGENT_PJ_FLAVOR={flavor}");
+
     let library = probe(&pc_dir);
     link(&prefix, &library);
 

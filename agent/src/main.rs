@@ -229,8 +229,9 @@ async fn check(config: Config) -> ExitCode {
         Ok(Ok((engine, _events))) => {
             let info = engine.info().clone();
             println!(
-                "SIP engine: PJSIP {} listening on {}",
+                "SIP engine: PJSIP {} ({} build) listening on {}",
                 info.pjsip_version,
+                pjsip_safe::pjsip_flavor(),
                 info.sip_addresses.join(", ")
             );
             println!("codecs offered: {}", info.enabled_codecs().join(", "));

@@ -113,6 +113,7 @@ pub async fn run(
     let info = engine.info().clone();
     tracing::info!(
         pjsip = %info.pjsip_version,
+        pjsip_build = pjsip_safe::pjsip_flavor(),
         mode = if info.trunk_mode { "trunk (registering)" } else { "IP (direct calls)" },
         listening = %info.sip_addresses.join(", "),
         codecs = %info.enabled_codecs().join(", "),

@@ -192,6 +192,34 @@ pub(crate) unsafe extern "C" fn on_call_transfer_status(
     }));
 }
 
+/// Defence in depth behind the edge filter (`edge.rs`), which answers every REFER with 403
+/// before pjsua sees it: should one still arrive here, it is declined, never followed.
+pub(crate) unsafe extern "C" fn on_call_transfer_request2(
+    _call: sys::pjsua_call_id,
+    _dst: *const sys::pj_str_t,
+    code: *mut sys::pjsip_status_code,
+    _opt: *mut sys::pjsua_call_setting,
+) {
+    if !code.is_null() {
+        // SAFETY: checked non-null; pjsua owns it for the callback. A plain store cannot panic.
+        unsafe { *code = sys::PJSIP_SC_DECLINE };
+    }
+}
+
+/// Defence in depth for INVITE with Replaces (the edge filter refuses those with 403 first).
+pub(crate) unsafe extern "C" fn on_call_replace_request2(
+    _call: sys::pjsua_call_id,
+    _rdata: *mut sys::pjsip_rx_data,
+    code: *mut std::os::raw::c_int,
+    _text: *mut sys::pj_str_t,
+    _opt: *mut sys::pjsua_call_setting,
+) {
+    if !code.is_null() {
+        // SAFETY: checked non-null; pjsua owns it for the callback.
+        unsafe { *code = sys::PJSIP_SC_FORBIDDEN as std::os::raw::c_int };
+    }
+}
+
 /// RFC 2833 digits arrive on PJSIP's media thread; SIP INFO digits on the pjlib thread.
 pub(crate) unsafe extern "C" fn on_dtmf_digit2(
     call: sys::pjsua_call_id,

@@ -22,10 +22,13 @@
 
 mod callbacks;
 mod config;
+pub mod edge;
 mod engine;
 mod error;
 mod event;
+mod log_limit;
 pub mod media;
+pub mod panics;
 mod pjstr;
 mod port;
 mod runtime;
@@ -44,7 +47,12 @@ pub use ipnet::IpNet;
 // Media-port callback timing (benchmarks, docs/BENCHMARKS.md).
 pub use port::{port_totals, CallbackTiming, PortTiming, PortTotals, TIMING_BUCKETS};
 
-/// Version of the PJSIP tree the engine is linked with (e.g. `2.12.1`).
+/// Version of the PJSIP tree the engine is linked with (e.g. `2.17`).
 pub fn pjsip_version() -> String {
     runtime::pjsip_version()
+}
+
+/// Where that tree came from (`upstream`, `debian`, `source tree`, `installed prefix`).
+pub fn pjsip_flavor() -> &'static str {
+    pjsip_sys::BUILD_FLAVOR
 }

@@ -59,6 +59,10 @@ struct State {
     last_housekeeping: Instant,
     /// The trunk account holds a registration (so shutdown waits for its removal).
     registered: bool,
+    /// pjsua calls we refused or hung up as unknown, until they are disconnected.
+    refused: std::collections::HashSet<sys::pjsua_call_id>,
+    /// Calls PJSIP created that the engine never started or accepted (see `unknown_call_state`).
+    unknown_calls_hung_up: u64,
 }
 
 /// Marks the process-wide engine slot free again when the thread ends, however it ends.
@@ -204,6 +208,8 @@ fn init(config: EngineConfig, events: flume::Sender<Event>) -> Result<State> {
     ua.cb.on_reg_state2 = Some(callbacks::on_reg_state2);
     ua.cb.on_dtmf_digit2 = Some(callbacks::on_dtmf_digit2);
     ua.cb.on_call_transfer_status = Some(callbacks::on_call_transfer_status);
+    ua.cb.on_call_transfer_request2 = Some(callbacks::on_call_transfer_request2);
+    ua.cb.on_call_replace_request2 = Some(callbacks::on_call_replace_request2);
 
     // SAFETY: as above.
     let mut log = unsafe {
@@ -238,6 +244,8 @@ fn init(config: EngineConfig, events: flume::Sender<Event>) -> Result<State> {
 
     // SAFETY: the configs are fully initialised; pjsua copies what it keeps.
     check(unsafe { sys::pjsua_init(&ua, &log, &med) }, "pjsua_init")?;
+    // Before any transport exists: no request reaches pjsua unfiltered.
+    crate::edge::install()?;
     // SAFETY: after pjsua_init, on this thread.
     check(
         unsafe { sys::pjsua_set_null_snd_dev() },
@@ -276,6 +284,8 @@ fn init(config: EngineConfig, events: flume::Sender<Event>) -> Result<State> {
         info,
         last_housekeeping: Instant::now(),
         registered: false,
+        refused: Default::default(),
+        unknown_calls_hung_up: 0,
     })
 }
 
@@ -640,9 +650,15 @@ fn call_setting() -> sys::pjsua_call_setting {
     let mut opt = sys::pjsua_call_setting::default();
     // SAFETY: fills the struct.
     unsafe { sys::pjsua_call_setting_default(&mut opt) };
-    opt.aud_cnt = 1;
-    opt.vid_cnt = 0;
+    // SAFETY: `opt` is initialised; the shim sets the counts, including 2.16+'s text stream.
+    unsafe { sys::voiceagent_call_setting_audio_only(&mut opt) };
     opt
+}
+
+/// Ends a call: `code` is the final response of an unanswered incoming call (0: pjsua picks).
+fn hangup(idx: sys::pjsua_call_id, code: u16) {
+    // SAFETY: on the pjlib thread; hanging up an id that is already gone just fails.
+    unsafe { sys::pjsua_call_hangup(idx, code.into(), ptr::null(), ptr::null()) };
 }
 
 fn map_state(state: sys::pjsip_inv_state) -> CallState {
@@ -915,10 +931,9 @@ impl State {
         }
     }
 
-    fn reject(&self, idx: sys::pjsua_call_id, code: u16) {
-        // SAFETY: on the pjlib thread; an incoming call not yet answered gets `code` as final
-        // response.
-        unsafe { sys::pjsua_call_hangup(idx, code.into(), ptr::null(), ptr::null()) };
+    fn reject(&mut self, idx: sys::pjsua_call_id, code: u16) {
+        self.refused.insert(idx);
+        hangup(idx, code);
     }
 
     fn incoming(
@@ -1017,7 +1032,8 @@ impl State {
         reason: String,
     ) {
         let Some(record) = self.calls.get(&idx) else {
-            return; // a call we refused, or not ours
+            self.unknown_call_state(idx, state, code);
+            return;
         };
         let id = record.id;
         let state = map_state(state);
@@ -1038,6 +1054,35 @@ impl State {
                 reason,
             });
         }
+    }
+
+    /// A state change of a call our table does not hold: a call we refused (ignored), one
+    /// whose `on_incoming_call` record is still queued (ignored), or a call PJSIP created on its
+    /// own, e.g. by following a REFER or a Replaces the edge filter should have stopped. The last
+    /// kind could spend the trunk's money unseen, so it is hung up at once and logged as a
+    /// security event.
+    fn unknown_call_state(
+        &mut self,
+        idx: sys::pjsua_call_id,
+        state: sys::pjsip_inv_state,
+        code: u16,
+    ) {
+        if state == sys::PJSIP_INV_STATE_DISCONNECTED {
+            self.refused.remove(&idx);
+            return;
+        }
+        if state == sys::PJSIP_INV_STATE_INCOMING || self.refused.contains(&idx) {
+            return;
+        }
+        self.unknown_calls_hung_up += 1;
+        tracing::error!(
+            pjsua_call = idx,
+            state = ?map_state(state),
+            code,
+            "security: PJSIP has a call the engine did not start or accept; hanging it up"
+        );
+        self.refused.insert(idx);
+        hangup(idx, 0);
     }
 
     fn media_state(&mut self, idx: sys::pjsua_call_id) {
@@ -1066,7 +1111,7 @@ impl State {
         }
         if let Err(e) = attach_port(record, slot) {
             tracing::error!(call = %id, "cannot connect the call's audio: {e}");
-            self.reject(idx, 500);
+            hangup(idx, 500);
             return;
         }
         let media = audio_media_index(&info)

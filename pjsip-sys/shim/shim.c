@@ -24,6 +24,62 @@ pj_status_t voiceagent_schedule_timer(void (*cb)(void *user_data), void *user_da
     return pjsua_schedule_timer2(cb, user_data, msec);
 }
 
+void voiceagent_call_setting_audio_only(pjsua_call_setting *opt)
+{
+    opt->aud_cnt = 1;
+    opt->vid_cnt = 0;
+#if PJ_VERSION_NUM >= ((2 << 24) | (16 << 16))
+    opt->txt_cnt = 0;
+#endif
+}
+
+static voiceagent_edge_decide edge_decide;
+
+static pj_bool_t edge_on_rx_request(pjsip_rx_data *rdata)
+{
+    pjsip_endpoint *endpt = pjsua_get_pjsip_endpt();
+    pjsip_tx_data *tdata;
+    int code;
+
+    if (!edge_decide || !rdata->msg_info.msg)
+        return PJ_FALSE;
+    code = edge_decide(&rdata->msg_info.msg->line.req.method.name, rdata);
+    if (code < 300)
+        return PJ_FALSE;
+    /* Never answer an ACK (it has no response); swallowing it is the refusal. */
+    if (rdata->msg_info.msg->line.req.method.id == PJSIP_ACK_METHOD)
+        return PJ_TRUE;
+    if (pjsip_endpt_create_response(endpt, rdata, code, NULL, &tdata) != PJ_SUCCESS)
+        return PJ_TRUE;
+    if (code == PJSIP_SC_METHOD_NOT_ALLOWED) {
+        const pjsip_hdr *allow = pjsip_endpt_get_capability(endpt, PJSIP_H_ALLOW, NULL);
+        if (allow)
+            pjsip_msg_add_hdr(tdata->msg, (pjsip_hdr *)pjsip_hdr_clone(tdata->pool, allow));
+    }
+    if (pjsip_endpt_send_response2(endpt, rdata, tdata, NULL, NULL) != PJ_SUCCESS)
+        pjsip_tx_data_dec_ref(tdata);
+    return PJ_TRUE;
+}
+
+static pjsip_module edge_module = {
+    NULL, NULL,                            /* prev, next */
+    { "mod-voiceagent-edge", 19 },         /* name */
+    -1,                                    /* id */
+    PJSIP_MOD_PRIORITY_TSX_LAYER - 1,      /* before transactions and dialogs */
+    NULL, NULL, NULL, NULL,                /* load, start, stop, unload */
+    &edge_on_rx_request,                   /* on_rx_request */
+    NULL, NULL, NULL, NULL,                /* on_rx_response, on_tx_request, on_tx_response, on_tsx_state */
+};
+
+pj_status_t voiceagent_edge_register(pjsip_endpoint *endpt, voiceagent_edge_decide decide)
+{
+    edge_decide = decide;
+    /* A new endpoint (an engine restarted in the same process) starts without modules. */
+    edge_module.id = -1;
+    edge_module.prev = edge_module.next = NULL;
+    return pjsip_endpt_register_module(endpt, &edge_module);
+}
+
 #define LAYOUT(T) { #T, sizeof(T), _Alignof(T) }
 
 static const struct {

@@ -15,6 +15,17 @@ const char *voiceagent_pj_version(void);
 /* pjsua_schedule_timer2(), a macro that expands to the _dbg variant when PJ_TIMER_DEBUG is on. */
 pj_status_t voiceagent_schedule_timer(void (*cb)(void *user_data), void *user_data, unsigned msec);
 
+/* One audio stream, no video, and (2.16+) no RFC 4103 text stream, which pjsua_call_setting_default
+ * offers there by default and which costs a clock thread and an RTP port per call. */
+void voiceagent_call_setting_audio_only(pjsua_call_setting *opt);
+
+/* The SIP edge filter: a PJSIP module that sees every incoming request before the transaction
+ * and dialog layers (so before pjsua's REFER, SUBSCRIBE and MESSAGE handling) and answers it
+ * statelessly when `decide` returns a status code (>= 300; 0 lets it through). A 405 carries the
+ * endpoint's Allow header. `decide` runs on the thread that polls SIP (the pjlib thread). */
+typedef int (*voiceagent_edge_decide)(const pj_str_t *method, const pjsip_rx_data *rdata);
+pj_status_t voiceagent_edge_register(pjsip_endpoint *endpt, voiceagent_edge_decide decide);
+
 /* sizeof and _Alignof as gcc sees them when compiling with the flags of the PJSIP build. */
 size_t voiceagent_sizeof(const char *type_name);
 size_t voiceagent_alignof(const char *type_name);

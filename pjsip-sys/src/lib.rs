@@ -20,3 +20,8 @@ include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 pub const fn pjmedia_signature(a: u8, b: u8, c: u8, d: u8) -> u32 {
     ((a as u32) << 24) | ((b as u32) << 16) | ((c as u32) << 8) | d as u32
 }
+
+/// Where the linked PJSIP tree came from: `upstream` (the release tarball `build/pjproject.sh`
+/// builds by default), `debian` (Debian 12's 2.12.1 fork), `source tree` (`PJPROJECT_SRC`) or
+/// `installed prefix` (`PJPROJECT_PREFIX`).
+pub const BUILD_FLAVOR: &str = env!("VOICEAGENT_PJ_FLAVOR");

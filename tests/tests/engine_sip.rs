@@ -725,3 +725,94 @@ fn hold_and_unhold_keep_the_audio_flowing() {
     assert!(after >= 60, "only {after} tone packets after the unhold");
     engine.shutdown().unwrap();
 }
+
+/// Toll fraud and call hijacking (issue 13): an answered caller sends REFER (to a would-be
+/// target the test listens on), SUBSCRIBE and MESSAGE in the dialog, PUBLISH and an INVITE with
+/// Replaces outside it. Each is refused with the code SIPp expects, the target receives not a
+/// single packet, the call is never replaced (one IncomingCall, ended by the caller's BYE), and
+/// the refusals are counted. Run in IP mode and in trunk mode (registered to a SIPp registrar),
+/// where a followed REFER would use the trunk's credentials.
+fn hostile_requests_are_refused(trunk: bool) {
+    let _guard = lock();
+    let registrar = trunk.then(|| registrar("s3cret", 3600));
+    let (engine, events, port) = start(EngineConfig {
+        account: registrar.as_ref().map(|r| account(r.addr(), "s3cret")),
+        ..config()
+    });
+    if trunk {
+        assert!(matches!(
+            wait_registration(&events, Duration::from_secs(10)),
+            Registration::Registered { .. }
+        ));
+    }
+    let target = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let target_addr = target.local_addr().unwrap();
+    let before = pjsip_safe::edge::refused_counts();
+    let rtp = RtpListener::bind().unwrap();
+    let sipp = Sipp::spawn(
+        &uac("uac_hostile_requests.xml", port, &rtp)
+            .var("TARGET", format!("premium@{target_addr}"))
+            .timeout(Duration::from_secs(20)),
+    )
+    .unwrap();
+    let call = wait_event(
+        &events,
+        "IncomingCall",
+        Duration::from_secs(10),
+        |e| match e {
+            Event::IncomingCall { call, .. } => Some(call),
+            _ => None,
+        },
+    );
+    let report = sipp.wait().unwrap();
+    assert!(
+        report.all_succeeded(1),
+        "every hostile request must get its refusal: {report}"
+    );
+    assert_eq!(
+        wait_ended(&events, call),
+        200,
+        "the caller's BYE ends the call"
+    );
+    // Nothing else happened: no second call, no transfer.
+    while let Ok(event) = events.recv_timeout(Duration::from_millis(300)) {
+        assert!(
+            !matches!(
+                event,
+                Event::IncomingCall { .. } | Event::TransferStatus { .. }
+            ),
+            "unexpected {event:?}"
+        );
+    }
+    target
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    if let Ok((n, from)) = target.recv_from(&mut buf) {
+        panic!(
+            "the REFER target received {n} bytes from {from}: {}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    }
+    let after = pjsip_safe::edge::refused_counts();
+    let grew: Vec<_> = before
+        .iter()
+        .zip(&after)
+        .map(|((kind, b), (_, a))| (kind.as_str(), a - b))
+        .collect();
+    for (kind, n) in &grew {
+        assert!(*n >= 1, "{kind} refusals were not counted: {grew:?}");
+    }
+    engine.shutdown().unwrap();
+    drop(registrar);
+}
+
+#[test]
+fn hostile_requests_are_refused_in_ip_mode() {
+    hostile_requests_are_refused(false);
+}
+
+#[test]
+fn hostile_requests_are_refused_in_trunk_mode() {
+    hostile_requests_are_refused(true);
+}
