@@ -59,27 +59,4 @@ impl Lifecycle {
     pub fn is_over(&self) -> bool {
         matches!(self, Lifecycle::Ended { .. } | Lifecycle::Done)
     }
-
-    /// The backend failure path has been taken, or the call is already going away.
-    pub fn is_failing_or_leaving(&self) -> bool {
-        matches!(
-            self,
-            Lifecycle::Failing | Lifecycle::HangingUp | Lifecycle::Ended { .. } | Lifecycle::Done
-        )
-    }
-
-    /// Short name for logs.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Lifecycle::Opening { .. } => "opening",
-            Lifecycle::Answering { .. } => "answering",
-            Lifecycle::Live => "live",
-            Lifecycle::Draining(_) => "draining",
-            Lifecycle::Transferring { .. } => "transferring",
-            Lifecycle::Failing => "failing",
-            Lifecycle::HangingUp => "hanging_up",
-            Lifecycle::Ended { .. } => "ended",
-            Lifecycle::Done => "done",
-        }
-    }
 }

@@ -76,6 +76,10 @@ struct Harness {
 
 impl Harness {
     fn new(direction: Direction, policy: BridgeSettings) -> Self {
+        Self::with_notice(direction, policy, false)
+    }
+
+    fn with_notice(direction: Direction, policy: BridgeSettings, recording_notice: bool) -> Self {
         let now = Instant::now();
         let m = CallMachine::new(
             CallParams {
@@ -85,7 +89,7 @@ impl Harness {
                 to: "sip:bot@example.com".into(),
                 conversation: conversation(),
                 policy,
-                recording_notice: false,
+                recording_notice,
             },
             now,
             SystemTime::now(),
@@ -661,4 +665,38 @@ fn a_call_that_ends_while_ringing_is_never_answered() {
     h.advance(2000);
     assert!(!has(&h.log, &Action::Answer));
     assert_eq!(h.m.report().answered_after_ms, None);
+}
+
+#[test]
+fn the_recording_notice_plays_before_the_greeting_kept_while_ringing() {
+    let mut h = Harness::with_notice(Direction::Incoming, policy(), true);
+    h.open_session();
+    h.response("resp_1");
+    h.audio("resp_1", "item_hello", 4800);
+    let actions = h.media_up();
+    let notice = actions
+        .iter()
+        .position(|a| a == &Action::Downlink(DownlinkOp::Prompt(Prompt::RecordingNotice)));
+    let greeting = actions
+        .iter()
+        .position(|a| matches!(a, Action::Downlink(DownlinkOp::Push { .. })));
+    assert!(notice.is_some() && notice < greeting, "{actions:?}");
+}
+
+#[test]
+fn end_call_during_the_ring_delay_answers_then_drains() {
+    let mut p = policy();
+    p.ring_delay = Duration::from_millis(1000);
+    let mut h = Harness::incoming(p);
+    h.open_session();
+    h.response("resp_1");
+    h.function_call("resp_1", "call_end", "end_call");
+    h.response_done("resp_1");
+    assert!(matches!(h.m.lifecycle(), Lifecycle::Answering { .. }));
+    h.advance(1000);
+    assert!(has(&h.log, &Action::Answer));
+    assert_eq!(h.m.lifecycle(), &Lifecycle::Draining(AfterPlayout::HangUp));
+    h.media_up();
+    let actions = h.play_all();
+    assert_eq!(hangups(&actions), [0]);
 }
