@@ -5,11 +5,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent::bridge::{BackendFailure, CallPolicy, RealtimeTarget};
 use agent::config::{Config, LogFormat, Sources};
 use agent::ordering::provider::OrderingTools;
 use agent::ordering::{default_instructions, OrderFilter, OrderStatus, OrderStore};
-use agent::service::{self, Backend, RunMode, ServiceOptions, Shared};
+use agent::realtime::RealtimeTarget;
+use agent::service::{self, Backend, RunMode, ServiceOptions};
+use agent::state::Shared;
 use agent::tools::ToolRegistry;
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -117,18 +118,6 @@ fn options(config: &Config) -> anyhow::Result<ServiceOptions> {
             api_key: config.realtime.api_key.clone(),
         })
     };
-    let policy = CallPolicy {
-        answer_timeout: config.bridge.answer_timeout,
-        backend_failure: match config.bridge.backend_failure {
-            agent::config::BackendFailure::Apology => BackendFailure::Apology,
-            agent::config::BackendFailure::Reject => BackendFailure::Reject,
-        },
-        tool_hold_after: config.bridge.tool_hold_after.unwrap_or(Duration::MAX),
-        hangup_grace: config.bridge.hangup_grace,
-        transfer_target: config.bridge.transfer_target.clone(),
-        ring_delay: config.bridge.ring_delay,
-        recording_notice: config.recording.enabled && config.recording.notice,
-    };
     let mut engine = config.engine_config();
     engine.shutdown_timeout = config.shutdown_timeout;
     engine.record_calls = config.recording.enabled;
@@ -153,7 +142,8 @@ fn options(config: &Config) -> anyhow::Result<ServiceOptions> {
         engine,
         backend,
         conversation: config.conversation_config(|| instructions),
-        policy,
+        policy: config.bridge.clone(),
+        recording_notice: config.recording.enabled && config.recording.notice,
         tools,
         keep_recent: 200,
         recordings_dir,
@@ -285,7 +275,7 @@ async fn check(config: Config) -> ExitCode {
             model: config.realtime.model.clone(),
             api_key: config.realtime.api_key.clone(),
         };
-        match tokio::time::timeout(Duration::from_secs(10), agent::bridge::probe(&target)).await {
+        match tokio::time::timeout(Duration::from_secs(10), agent::realtime::probe(&target)).await {
             Ok(Ok(())) => println!(
                 "Realtime: {} accepted the key (session.created received)",
                 target.url

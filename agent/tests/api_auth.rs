@@ -9,7 +9,7 @@ use std::time::Duration;
 use agent::api::{self, Api, ApiSettings};
 use agent::ordering::store::{NewOrder, OrderLine};
 use agent::ordering::OrderStore;
-use agent::service::Shared;
+use agent::state::Shared;
 use api_support::{get, parse_prometheus, request, sample};
 use pjsip_safe::Secret;
 use serde_json::json;

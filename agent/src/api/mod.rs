@@ -29,7 +29,7 @@ use axum::{Json, Router};
 use pjsip_safe::Secret;
 use serde_json::{json, Value};
 
-use crate::service::Shared;
+use crate::state::Shared;
 
 /// What the API knows about the configuration.
 #[derive(Debug, Clone, Default)]

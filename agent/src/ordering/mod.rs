@@ -17,4 +17,4 @@ pub use catalog::{Catalog, CatalogError, Product, Unit};
 pub use instructions::default_instructions;
 pub use search::SearchResult;
 pub use store::{OrderFilter, OrderStatus, OrderStore, StoreError, StoredOrder};
-pub use tools::{handle_tool_call, tool_definitions, OrderSession, ToolContext, ToolDefinition};
+pub use tools::{handle_tool_call, tool_definitions, OrderContext, OrderSession};
