@@ -51,7 +51,7 @@ pub const KEYS: &[Key] = &[
     key("SIP_BIND", "0.0.0.0", "the local IP address to bind SIP and RTP to, e.g. 0.0.0.0 for all"),
     key("SIP_TRANSPORT", "udp,tcp", "udp, tcp or udp,tcp"),
     key("SIP_REGISTER_INTERVAL", "300", "the registration interval in seconds (60–86400), e.g. 300"),
-    key("SIP_ALLOWED_SOURCES", "", "a comma list of networks allowed to call, e.g. 217.10.64.0/20,10.0.0.5 (empty = everyone)"),
+    key("SIP_ALLOWED_SOURCES", "", "a comma list of networks allowed to call, e.g. 217.10.64.0/20,10.0.0.5 (empty = everyone; a warning in IP mode on a non-loopback SIP_BIND)"),
     key("STUN_SERVERS", "", "a comma list of STUN servers as host[:port], e.g. stun.sipgate.net:3478"),
     key("MAX_CALLS", "50", "the number of concurrent calls (1–256; each takes 2 RTP ports), e.g. 50"),
     // Media.
@@ -65,7 +65,7 @@ pub const KEYS: &[Key] = &[
     // Realtime model.
     secret("OPENAI_API_KEY", "an OpenAI API key (unset = use the built-in local Realtime server)"),
     key("OPENAI_MODEL", "gpt-realtime", "a Realtime model name, e.g. gpt-realtime"),
-    key("OPENAI_REALTIME_URL", "wss://api.openai.com/v1/realtime", "a ws:// or wss:// URL, e.g. wss://api.openai.com/v1/realtime"),
+    key("OPENAI_REALTIME_URL", "wss://api.openai.com/v1/realtime", "a wss:// URL (ws:// only to a loopback host), e.g. wss://api.openai.com/v1/realtime"),
     key("OPENAI_VOICE", "marin", "a Realtime voice, e.g. marin or cedar"),
     // Agent behaviour.
     key("AGENT_INSTRUCTIONS", "", "the system instructions as text (default: the built-in ordering instructions)"),
@@ -94,6 +94,8 @@ pub const KEYS: &[Key] = &[
     // Status and order API.
     key("API_ADDR", "127.0.0.1:8085", "an IP address and port for the HTTP API, e.g. 127.0.0.1:8085"),
     secret("API_TOKEN", "a bearer token of at least 16 characters for the HTTP API, e.g. the output of `openssl rand -hex 24`"),
+    key("API_ALLOWED_HOSTS", "", "a comma list of host names (or host:port) the HTTP API answers to besides API_ADDR, e.g. voiceagent.internal,10.8.0.1:8085"),
+    key("OUTBOUND_ALLOWED", "", "a comma list of destinations POST /api/calls may call: SIP URI patterns or number prefixes on the trunk, e.g. sip:*@pbx.example,+4930* (empty = outbound calls through the API are disabled)"),
     // Recording.
     key("RECORD_CALLS", "false", "true or false"),
     key("RECORDING_RETENTION_DAYS", "30", "days to keep recordings (0 = forever, at most 3650), e.g. 30"),
