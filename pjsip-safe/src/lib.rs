@@ -20,6 +20,7 @@
 //! One engine per process (pjsua is a singleton): a second [`Engine::start`] while one runs
 //! fails with [`Error::AlreadyRunning`]. Dropping the [`Engine`] shuts it down gracefully.
 
+mod admission;
 mod callbacks;
 mod config;
 pub mod edge;
@@ -29,10 +30,13 @@ mod event;
 mod log_limit;
 pub mod media;
 pub mod panics;
+mod pjsip_log;
 mod pjstr;
 mod port;
 mod runtime;
+mod sip_uri;
 
+pub use admission::InviteRate;
 pub use config::{
     AccountConfig, AnswerMode, ContactRewrite, EngineConfig, JitterConfig, OpusConfig, Secret,
     Transport, DEFAULT_CODECS,
@@ -50,6 +54,11 @@ pub use port::{port_totals, CallbackTiming, PortTiming, PortTotals, TIMING_BUCKE
 /// Version of the PJSIP tree the engine is linked with (e.g. `2.17`).
 pub fn pjsip_version() -> String {
     runtime::pjsip_version()
+}
+
+/// PJSIP log lines not written because of the log rate limit (see `pjsip_log.rs`).
+pub fn pjsip_log_suppressed() -> u64 {
+    pjsip_log::suppressed_lines()
 }
 
 /// Where that tree came from (`upstream`, `debian`, `source tree`, `installed prefix`).

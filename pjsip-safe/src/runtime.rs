@@ -16,14 +16,16 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use pjsip_sys as sys;
 
+use crate::admission::{refusal_code, Admission, AdmissionConfig, TRUNK_REFRESH};
 use crate::callbacks::{self, Record};
-use crate::config::{AnswerMode, ContactRewrite, EngineConfig, Transport};
+use crate::config::{AccountConfig, AnswerMode, ContactRewrite, EngineConfig, Transport};
 use crate::engine::{CallStats, CodecInfo, Command, EngineInfo};
 use crate::error::{check, check_bind, Error, Result};
 use crate::event::{
     CallId, CallMedia, CallState, Direction, Event, MediaInfo, MediaStatus, Registration,
     RejectReason,
 };
+use crate::log_limit::LogLimiter;
 use crate::media::{downlink_channel, tap_channel, uplink_channel, DownlinkRt, TapRt, UplinkRt};
 use crate::pjstr::{self, cstring};
 use crate::port::PortHandle;
@@ -45,6 +47,13 @@ struct CallRecord {
     connected_to: Option<sys::pjsua_conf_port_id>,
     answer_at: Option<Instant>,
     warned_high_water: bool,
+    /// When we sent 200 to an incoming call; the ACK must follow within `confirm_timeout`.
+    answered_at: Option<Instant>,
+    /// The INVITE transaction is complete (ACK received or sent).
+    confirmed: bool,
+    /// RTP packets received at the last check, and when that count last grew.
+    rx_packets: u32,
+    rx_seen_at: Instant,
 }
 
 struct State {
@@ -59,6 +68,17 @@ struct State {
     last_housekeeping: Instant,
     /// The trunk account holds a registration (so shutdown waits for its removal).
     registered: bool,
+    /// Who may start a call (source policy, per-source INVITE rate).
+    admission: Admission,
+    /// Resolutions of the trunk's host names running off this thread (see `housekeeping`).
+    trunk_lookup: Option<crossbeam_channel::Receiver<Vec<IpAddr>>>,
+    last_trunk_lookup: Instant,
+    /// What the trunk's host names resolved to last.
+    trunk_resolved: Vec<IpAddr>,
+    /// The address the trunk's registrar last answered from (admitted in trunk mode).
+    registrar_address: Option<IpAddr>,
+    /// Log lines about refused INVITEs, per reason, under a budget.
+    refusal_log: LogLimiter<RejectReason>,
     /// pjsua calls we refused or hung up as unknown, until they are disconnected.
     refused: std::collections::HashSet<sys::pjsua_call_id>,
     /// Calls PJSIP created that the engine never started or accepted (see `unknown_call_state`).
@@ -263,6 +283,30 @@ fn init(config: EngineConfig, events: flume::Sender<Event>) -> Result<State> {
     // SAFETY: after init and transport creation, on this thread.
     check(unsafe { sys::pjsua_start() }, "pjsua_start")?;
 
+    let mut admission = Admission::new(
+        AdmissionConfig {
+            allowed_sources: config.allowed_sources.clone(),
+            trunk_sources_only: config.trunk_sources_only,
+            invite_rate: config.invite_rate,
+        },
+        trunk_acc.is_some(),
+    );
+    let trunk_resolved = config
+        .account
+        .as_ref()
+        .map(resolve_trunk)
+        .unwrap_or_default();
+    admission.set_trunk_addresses(trunk_resolved.clone());
+    if let Some(account) = &config.account {
+        if config.trunk_sources_only && admission.trunk_addresses().is_empty() {
+            tracing::warn!(
+                server = %account.server,
+                "the trunk's host name did not resolve: until it does (or its registrar answers), \
+                 only SIP_ALLOWED_SOURCES may call in"
+            );
+        }
+    }
+
     let codecs = list_codecs();
     let info = EngineInfo {
         pjsip_version: pjsip_version(),
@@ -286,6 +330,12 @@ fn init(config: EngineConfig, events: flume::Sender<Event>) -> Result<State> {
         registered: false,
         refused: Default::default(),
         unknown_calls_hung_up: 0,
+        admission,
+        trunk_lookup: None,
+        trunk_resolved,
+        last_trunk_lookup: Instant::now(),
+        registrar_address: None,
+        refusal_log: LogLimiter::new(5, Duration::from_secs(60)),
     })
 }
 
@@ -655,6 +705,37 @@ fn call_setting() -> sys::pjsua_call_setting {
     opt
 }
 
+/// RTP packets received on the call's audio stream so far.
+fn rx_packets(idx: sys::pjsua_call_id) -> Option<u32> {
+    let mut info = Box::<sys::pjsua_call_info>::default();
+    // SAFETY: on the pjlib thread; `info` is writable.
+    let ok = unsafe { sys::pjsua_call_get_info(idx, &mut *info) } == sys::PJ_SUCCESS as i32;
+    let med = audio_media_index(&info).filter(|_| ok)?;
+    let mut stat = Box::<sys::pjsua_stream_stat>::default();
+    // SAFETY: as above.
+    let ok = unsafe { sys::pjsua_call_get_stream_stat(idx, med, &mut *stat) };
+    (ok == sys::PJ_SUCCESS as i32).then_some(stat.rtcp.rx.pkt)
+}
+
+/// Resolves the trunk's registrar and proxy host names (blocking DNS: at start-up, or on the
+/// `trunk-dns` thread). Failures give fewer (or no) addresses.
+fn resolve_trunk(account: &AccountConfig) -> Vec<IpAddr> {
+    use std::net::ToSocketAddrs;
+    let mut out = Vec::new();
+    for uri in std::iter::once(account.server.as_str()).chain(account.proxy.as_deref()) {
+        let Some((host, port)) = crate::sip_uri::host_port(uri) else {
+            continue;
+        };
+        match (host.as_str(), port).to_socket_addrs() {
+            Ok(addrs) => out.extend(addrs.map(|a| a.ip())),
+            Err(e) => tracing::warn!(%host, "cannot resolve the trunk's host: {e}"),
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Ends a call: `code` is the final response of an unanswered incoming call (0: pjsua picks).
 fn hangup(idx: sys::pjsua_call_id, code: u16) {
     // SAFETY: on the pjlib thread; hanging up an id that is already gone just fails.
@@ -722,6 +803,10 @@ impl State {
                 connected_to: None,
                 answer_at: None,
                 warned_high_water: false,
+                answered_at: None,
+                confirmed: false,
+                rx_packets: 0,
+                rx_seen_at: Instant::now(),
             },
         );
         id
@@ -776,6 +861,7 @@ impl State {
         let idx = self.pj_index(call)?;
         if let Some(r) = self.calls.get_mut(&idx) {
             r.answer_at = None;
+            r.answered_at.get_or_insert_with(Instant::now);
         }
         let opt = call_setting();
         // SAFETY: on the pjlib thread; `idx` is a live incoming call.
@@ -886,7 +972,16 @@ impl State {
                 from,
                 to,
                 source,
-            } => self.incoming(call, from, to, source),
+                caller_from,
+                caller_asserted,
+            } => {
+                let from_trunk = source.is_some_and(|s| self.admission.is_trunk(s.ip()));
+                let caller = match caller_asserted {
+                    Some(asserted) if from_trunk => asserted,
+                    _ => caller_from,
+                };
+                self.incoming(call, from, to, source, caller)
+            }
             Record::State {
                 call,
                 state,
@@ -899,7 +994,14 @@ impl State {
                 reason,
                 expires,
                 unregistering,
+                source,
             } => {
+                if let Some(ip) = source.filter(|_| (200..300).contains(&code)) {
+                    if self.registrar_address != Some(ip) {
+                        self.registrar_address = Some(ip);
+                        self.refresh_trunk_addresses(Vec::new());
+                    }
+                }
                 let reg = if (200..300).contains(&code) {
                     if unregistering || expires == 0 {
                         Registration::Unregistered
@@ -942,39 +1044,22 @@ impl State {
         from: String,
         to: String,
         source: Option<std::net::SocketAddr>,
+        caller: String,
     ) {
-        let refuse = |reason| {
-            let code = match reason {
-                RejectReason::NotAllowed => 403,
-                RejectReason::Busy => 486,
-                RejectReason::ShuttingDown => 503,
-            };
-            (reason, code)
-        };
-        let allowed = self.config.allowed_sources.is_empty()
-            || source.is_some_and(|s| {
-                let ip = match s.ip() {
-                    IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-                    v4 => v4,
-                };
-                self.config
-                    .allowed_sources
-                    .iter()
-                    .any(|net| net.contains(&ip))
-            });
         // Active calls, not counting this one.
         let active = self.calls.len() as u32;
-        let decision = if !self.accepting {
-            Some(refuse(RejectReason::ShuttingDown))
-        } else if !allowed {
-            Some(refuse(RejectReason::NotAllowed))
-        } else if active >= self.config.max_calls {
-            Some(refuse(RejectReason::Busy))
-        } else {
-            None
-        };
-        if let Some((reason, code)) = decision {
-            tracing::info!(%from, ?source, ?reason, "refusing INVITE with {code}");
+        let verdict = self.admission.decide(
+            source.map(|s| s.ip()),
+            active,
+            self.config.max_calls,
+            self.accepting,
+            Instant::now(),
+        );
+        if let Err(reason) = verdict {
+            let code = refusal_code(reason);
+            if self.refusal_log.admit(reason, Instant::now()) {
+                tracing::info!(%from, ?source, ?reason, "refusing INVITE with {code}");
+            }
             self.reject(idx, code);
             self.emit(Event::IncomingRejected {
                 from,
@@ -993,6 +1078,7 @@ impl State {
             from,
             to,
             source,
+            caller,
         });
         match self.config.answer {
             AnswerMode::Manual => {}
@@ -1037,6 +1123,12 @@ impl State {
         };
         let id = record.id;
         let state = map_state(state);
+        if state == CallState::Confirmed {
+            if let Some(r) = self.calls.get_mut(&idx) {
+                r.confirmed = true;
+                r.rx_seen_at = Instant::now();
+            }
+        }
         self.emit(Event::CallState {
             call: id,
             state,
@@ -1054,6 +1146,97 @@ impl State {
                 reason,
             });
         }
+    }
+
+    /// Hangs up calls that hold resources for nothing: answered but never confirmed (no ACK:
+    /// a flood of INVITEs that never complete), or confirmed with active media but no RTP for
+    /// `rtp_timeout` (the peer vanished without a BYE).
+    fn expire_calls(&mut self) {
+        let now = Instant::now();
+        let confirm_timeout = self.config.confirm_timeout;
+        let rtp_timeout = self.config.rtp_timeout;
+        let mut expired = Vec::new();
+        for (&idx, record) in self.calls.iter_mut() {
+            if !record.confirmed {
+                if record
+                    .answered_at
+                    .is_some_and(|t| now.duration_since(t) >= confirm_timeout)
+                {
+                    expired.push((idx, record.id, "no ACK for the answer"));
+                }
+                continue;
+            }
+            if rtp_timeout.is_zero() || record.connected_to.is_none() {
+                // On hold or without media the peer may rightly send nothing.
+                record.rx_seen_at = now;
+                continue;
+            }
+            let packets = rx_packets(idx).unwrap_or(record.rx_packets);
+            if packets != record.rx_packets {
+                record.rx_packets = packets;
+                record.rx_seen_at = now;
+            } else if now.duration_since(record.rx_seen_at) >= rtp_timeout {
+                expired.push((idx, record.id, "no RTP received"));
+            }
+        }
+        for (idx, id, why) in expired {
+            tracing::warn!(call = %id, "hanging up: {why}");
+            if let Some(r) = self.calls.get_mut(&idx) {
+                // Once: the BYE or 408 takes a moment.
+                r.answered_at = None;
+                r.confirmed = false;
+            }
+            hangup(idx, if why.starts_with("no ACK") { 408 } else { 0 });
+        }
+    }
+
+    /// Starts a resolution of the trunk's host names off this thread when one is due, and
+    /// takes the result of the last one.
+    fn poll_trunk_lookup(&mut self) {
+        let Some(account) = self.config.account.clone() else {
+            return;
+        };
+        if let Some(rx) = &self.trunk_lookup {
+            match rx.try_recv() {
+                Ok(addresses) => {
+                    self.trunk_lookup = None;
+                    // A failed lookup keeps the last good addresses.
+                    if !addresses.is_empty() {
+                        self.refresh_trunk_addresses(addresses);
+                    }
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) => {}
+                Err(crossbeam_channel::TryRecvError::Disconnected) => self.trunk_lookup = None,
+            }
+            return;
+        }
+        if self.last_trunk_lookup.elapsed() < TRUNK_REFRESH {
+            return;
+        }
+        self.last_trunk_lookup = Instant::now();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let spawned = std::thread::Builder::new()
+            .name("trunk-dns".into())
+            .spawn(move || {
+                let _ = tx.send(resolve_trunk(&account));
+            });
+        if spawned.is_ok() {
+            self.trunk_lookup = Some(rx);
+        }
+    }
+
+    /// The trunk's admitted addresses: what its names resolved to (`resolved`, or the last
+    /// resolution when empty) plus the address its registrar answered from.
+    fn refresh_trunk_addresses(&mut self, resolved: Vec<IpAddr>) {
+        if !resolved.is_empty() {
+            self.trunk_resolved = resolved;
+        }
+        let mut all = self.trunk_resolved.clone();
+        all.extend(self.registrar_address);
+        if all != self.admission.trunk_addresses() {
+            tracing::info!(addresses = ?all, "trunk addresses admitted for INVITEs");
+        }
+        self.admission.set_trunk_addresses(all);
     }
 
     /// A state change of a call our table does not hold: a call we refused (ignored), one
@@ -1136,6 +1319,11 @@ impl State {
             return;
         }
         self.last_housekeeping = Instant::now();
+        self.expire_calls();
+        self.poll_trunk_lookup();
+        for (kind, suppressed) in self.refusal_log.summaries(Instant::now()) {
+            tracing::info!(reason = ?kind, suppressed, "refused more INVITEs than were logged");
+        }
         for record in self.calls.values_mut() {
             let Some(port) = &record.port else { continue };
             let stats = port.stats();
