@@ -28,6 +28,8 @@ use std::time::Duration;
 
 use pjsip_safe::{IpNet, OpusConfig, Secret, Transport};
 
+use crate::api::guard::AllowedHost;
+use crate::api::outbound::OutboundPolicy;
 use crate::realtime::conversation::{ConversationConfig, Greeting};
 use crate::realtime::wire::{NoiseReductionKind, TurnDetection};
 
@@ -173,6 +175,10 @@ pub struct ApiSettings {
     pub addr: SocketAddr,
     /// Bearer token; `None` = no authentication (only sensible on loopback).
     pub token: Option<Secret>,
+    /// `API_ALLOWED_HOSTS`: names accepted in `Host`/`Origin` besides the bind address.
+    pub allowed_hosts: Vec<AllowedHost>,
+    /// `OUTBOUND_ALLOWED` with the trunk's hosts; disabled when empty.
+    pub outbound: OutboundPolicy,
 }
 
 /// Call recording.

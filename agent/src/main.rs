@@ -181,6 +181,11 @@ async fn serve(config: Config, mode: RunMode) -> ExitCode {
         data_dir: Some(config.data.data_dir.clone()),
         recording_enabled: config.recording.enabled,
         config_summary: config.summary(),
+        hosts: agent::api::guard::HostPolicy {
+            bind: None,
+            allowed: config.api.allowed_hosts.clone(),
+        },
+        outbound: config.api.outbound.clone(),
     };
     let api = match agent::api::serve(config.api.addr, api_settings, shared.clone()).await {
         Ok(task) => task,

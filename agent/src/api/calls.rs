@@ -157,6 +157,10 @@ pub(super) async fn place(State(api): State<Api>, body: Option<Json<PlaceCall>>)
             "uri must be a SIP URI such as sip:+4930123456@sip.example.com",
         );
     }
+    if let Err(refusal) = api.settings.outbound.check(&uri) {
+        tracing::info!(status = %refusal.status, "outbound call through the API refused: {}", refusal.message);
+        return error(refusal.status, &refusal.message);
+    }
     let Some(control) = api.shared.control.get() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "the service is starting");
     };
