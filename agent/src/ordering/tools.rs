@@ -12,8 +12,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::catalog::{Catalog, Product, Unit};
+use super::catalog::Catalog;
 use super::store::{NewOrder, OrderLine, OrderStore, StoreError};
+use super::vocabulary::{Product, Unit};
 
 /// VAT rate applied to net prices for the read-back (19 % in Germany).
 pub const VAT_PERCENT: i64 = 19;
@@ -365,6 +366,9 @@ pub fn search_products(catalog: &Catalog, args: &Value) -> Value {
     }
     if !r.understood.unmatched.is_empty() {
         understood["unmatched_words"] = json!(r.understood.unmatched);
+    }
+    if let Some(no) = &r.understood.unknown_article {
+        understood["unknown_article_no"] = json!(no);
     }
     json!({
         "ok": true,
