@@ -163,23 +163,17 @@ fn article_key(s: &str) -> String {
         .collect()
 }
 
-/// The words of a product's texts, each with whether the field names its family.
-fn product_words(p: &Product) -> Vec<(Word, bool)> {
-    let family = std::iter::once(&p.category)
-        .chain(p.synonyms.iter())
-        .map(|t| (t, true));
-    let other = [&p.name, &p.material, &p.connection]
-        .into_iter()
-        .map(|t| (t, false));
-    family
-        .chain(other)
-        .flat_map(|(t, fam)| {
-            normalize::analyze(t)
-                .words
+/// A product's texts, each with whether it names the product's family (category, synonyms) or
+/// not (name, material, connection).
+fn product_fields(p: &Product) -> impl Iterator<Item = (&str, bool)> {
+    std::iter::once(p.category.as_str())
+        .chain(p.synonyms.iter().map(String::as_str))
+        .map(|t| (t, true))
+        .chain(
+            [&p.name, &p.material, &p.connection]
                 .into_iter()
-                .map(move |w| (w, fam))
-        })
-        .collect()
+                .map(|t| (t.as_str(), false)),
+        )
 }
 
 /// Builds the product side of compound splitting: which stems exist, and how each catalog word
@@ -192,9 +186,10 @@ struct Splitter {
 }
 
 impl Splitter {
-    fn new(all_words: &[&Word], lexicon: &Lexicon) -> Splitter {
+    fn new<'a>(all_words: impl Iterator<Item = &'a Word>, lexicon: &Lexicon) -> Splitter {
+        let all_words: Vec<&Word> = all_words.collect();
         let mut known: HashSet<String> = HashSet::new();
-        for w in all_words {
+        for w in &all_words {
             for t in std::iter::once(&w.text).chain(w.parts.iter().filter(|p| p.len() >= 3)) {
                 known.insert(stem(t));
                 if let Some(target) = lexicon.words_for(t) {
@@ -253,38 +248,42 @@ impl Splitter {
     }
 }
 
-/// Stems a product is found by, each with its flags (see [`FULL`], [`FAMILY`], [`SHORT`]).
-fn product_stems(
-    words: &[(Word, bool)],
+/// Stems of one product text, each with its flags (see [`FULL`], [`FAMILY`], [`SHORT`]).
+fn field_stems(
+    words: &[Word],
+    fam: bool,
     splitter: &mut Splitter,
     lexicon: &Lexicon,
-) -> Vec<(String, u32)> {
-    let mut out: Vec<(String, u32)> = Vec::new();
+    out: &mut Vec<(String, u32)>,
+) {
     let push = |text: &str, flags: u32, out: &mut Vec<(String, u32)>| {
         out.push((stem(text), flags));
         if let Some(target) = lexicon.words_for(text) {
             out.extend(target.split_whitespace().map(|t| (stem(t), flags)));
         }
     };
-    for (w, fam) in words {
-        let head_flags = if *fam { FULL | FAMILY } else { FULL };
-        push(&w.text, head_flags, &mut out);
+    for w in words {
+        let head_flags = if fam { FULL | FAMILY } else { FULL };
+        push(&w.text, head_flags, out);
         if let Some(parts) = splitter.parts(w) {
             let last = parts.len() - 1;
             for (i, part) in parts.iter().enumerate() {
-                let flags = match (i == last, *fam) {
+                let flags = match (i == last, fam) {
                     (true, _) => head_flags,
                     (false, true) => SHORT,
                     (false, false) => 0,
                 };
-                push(part, flags, &mut out);
+                push(part, flags, out);
             }
         }
     }
-    out.sort_unstable();
-    // One entry per stem, flags merged.
-    let mut merged: Vec<(String, u32)> = Vec::with_capacity(out.len());
-    for (s, f) in out {
+}
+
+/// Sorts stems and merges the flags of repeated ones.
+fn merge_stems(mut stems: Vec<(String, u32)>) -> Vec<(String, u32)> {
+    stems.sort_unstable();
+    let mut merged: Vec<(String, u32)> = Vec::with_capacity(stems.len());
+    for (s, f) in stems {
         match merged.last_mut() {
             Some((ls, lf)) if *ls == s => *lf |= f,
             _ => merged.push((s, f)),
@@ -314,9 +313,24 @@ fn family_credit(flags: u32) -> f32 {
 
 impl SearchIndex {
     pub fn build(products: &[Product], lexicon: Lexicon) -> SearchIndex {
-        let words: Vec<Vec<(Word, bool)>> = products.iter().map(product_words).collect();
-        let all: Vec<&Word> = words.iter().flatten().map(|(w, _)| w).collect();
-        let mut splitter = Splitter::new(&all, &lexicon);
+        // Two passes over the texts rather than keeping every product's words: with 100,000
+        // articles that would be hundreds of MB at peak. Texts other than names repeat a lot
+        // (categories, synonyms, materials) and are analysed once.
+        let mut distinct: HashMap<String, Word> = HashMap::new();
+        let mut seen: HashSet<&str> = HashSet::new();
+        for p in products {
+            for (t, _) in product_fields(p) {
+                if seen.insert(t) {
+                    for w in normalize::analyze(t).words {
+                        distinct.entry(w.text.clone()).or_insert(w);
+                    }
+                }
+            }
+        }
+        drop(seen);
+        let mut splitter = Splitter::new(distinct.values(), &lexicon);
+        drop(distinct);
+        let mut field_cache: HashMap<(&str, bool), Vec<(String, u32)>> = HashMap::new();
 
         let mut vocab: HashMap<String, u32> = HashMap::new();
         let mut stems: Vec<String> = Vec::new();
@@ -324,7 +338,22 @@ impl SearchIndex {
         let mut dims: HashMap<u64, Vec<u32>> = HashMap::new();
         let mut word_count = Vec::with_capacity(products.len());
         for (i, p) in products.iter().enumerate() {
-            let ps = product_stems(&words[i], &mut splitter, &lexicon);
+            let mut ps: Vec<(String, u32)> = Vec::new();
+            for (t, fam) in product_fields(p) {
+                if t == p.name {
+                    let words = normalize::analyze(t).words;
+                    field_stems(&words, fam, &mut splitter, &lexicon, &mut ps);
+                } else {
+                    let cached = field_cache.entry((t, fam)).or_insert_with(|| {
+                        let mut v = Vec::new();
+                        let words = normalize::analyze(t).words;
+                        field_stems(&words, fam, &mut splitter, &lexicon, &mut v);
+                        v
+                    });
+                    ps.extend(cached.iter().cloned());
+                }
+            }
+            let ps = merge_stems(ps);
             word_count.push(u16::try_from(ps.len()).unwrap_or(u16::MAX));
             for (s, flags) in ps {
                 let id = *vocab.entry(s).or_insert_with_key(|k| {
@@ -819,10 +848,12 @@ impl SearchIndex {
         }
     }
 
-    /// The existing sizes next to `d` (of the same kind, one below and one above, not `d`
-    /// itself), each with its closeness in 0..1: "16 mm" → 15 mm and 18 mm.
+    /// The existing millimetre sizes next to `d` (one below and one above, not `d` itself), each
+    /// with its closeness in 0..1: "16 mm" → 15 mm and 18 mm.
     fn near(&self, d: Dim) -> Vec<(u64, f32)> {
-        if matches!(d, Dim::Angle(_) | Dim::Pn(_)) {
+        // Only millimetres: a pipe said as "16 mm" may be the 15 or the 18; inch and DN sizes are
+        // a fixed series that callers name exactly, and their neighbours are other products.
+        if !matches!(d, Dim::Mm(_)) {
             return Vec::new();
         }
         let key = d.key();
