@@ -66,6 +66,7 @@ fn top3_accuracy() {
     let mut per_kind: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut failures = Vec::new();
     let mut top1 = 0;
+    let mut second = Vec::new();
     for c in &cases {
         let r = catalog.search(&c.query, 3);
         let got: Vec<&str> = r
@@ -79,6 +80,12 @@ fn top3_accuracy() {
             .is_some_and(|g| c.expected.iter().any(|e| e == g))
         {
             top1 += 1;
+        } else if ok {
+            let p = &catalog.products()[r.hits[0].index];
+            second.push(format!(
+                "  `{}` expected {:?}, first {} {}",
+                c.query, c.expected, p.article_no, p.name
+            ));
         }
         let k = per_kind.entry(c.kind.as_str()).or_default();
         k.1 += 1;
@@ -111,6 +118,9 @@ fn top3_accuracy() {
     );
     for (k, (p, n)) in &per_kind {
         println!("  {k:<11} {p}/{n}");
+    }
+    if !second.is_empty() {
+        println!("in the top 3 but not first:\n{}", second.join("\n"));
     }
     if !failures.is_empty() {
         println!("failures:\n{}", failures.join("\n"));

@@ -641,7 +641,19 @@ pub fn analyze_folded(folded: &str) -> Analysis {
                     pending.push(*p);
                     j += 1;
                     if let Some(Lex::Unit(u)) = lexes.get(j) {
-                        assign(&mut a, &pending, Some(*u));
+                        match u {
+                            // "26 x 3 Rolle": the pair is the size, the unit names the product
+                            // ("Rolle 50 m"), not a quantity of 26.
+                            UnitWord::Qty(q) if joined && is_metric_pair(&pending) => {
+                                assign(&mut a, &pending, Some(UnitWord::Mm));
+                                let text = fold(q.as_str());
+                                a.words.push(Word {
+                                    parts: vec![text.clone()],
+                                    text,
+                                });
+                            }
+                            u => assign(&mut a, &pending, Some(*u)),
+                        }
                         pending.clear();
                         j += 1;
                     }
@@ -1095,6 +1107,13 @@ mod tests {
         assert_eq!(dims("1,5 Millimeter"), vec![Dim::Mm(15)]);
         assert_eq!(dims("eins komma fünf mm"), vec![Dim::Mm(15)]);
         assert_eq!(dims("22 auf 15"), vec![Dim::Mm(220), Dim::Mm(150)]);
+        let a = analyze("Verbundrohr 26 x 3 Rolle");
+        assert_eq!(a.dims, vec![Dim::Mm(260), Dim::Mm(30)]);
+        assert_eq!(a.quantity, None);
+        assert_eq!(
+            words("Verbundrohr 26 x 3 Rolle"),
+            vec!["verbundrohr", "rolle"]
+        );
         assert_eq!(dims("28 auf 1 Zoll"), vec![Dim::Mm(280), Dim::Inch(8)]);
         // Inch pairs stay inches; "zwei mal" is a count, not a dimension.
         assert_eq!(dims("3/4 x 1/2"), vec![Dim::Inch(6), Dim::Inch(4)]);

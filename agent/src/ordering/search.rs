@@ -26,9 +26,10 @@
 //! when they are compounds ("Rohr" is the family of a Kupferrohr, not of a Rohrschelle); the
 //! first part of a family word counts as a short form at [`SHORT_FORM`] ("Kugel" → Kugelhahn).
 //! Each size the caller said adds a fixed weight when the product has it (DN and inch count as
-//! equivalent); the nearest existing sizes get a little, so "16 mm" finds 15 and 18. Left-over
-//! ties go to the unit the caller named, then to the plainer article, then to the size most
-//! common in the product's family. Results close to the best score form the "ambiguous group",
+//! equivalent); the nearest existing millimetre sizes get a little, so "16 mm" finds 15 and 18;
+//! a product with another angle than the one said loses as much as a family is worth. Left-over
+//! ties go to the unit the caller named (else to pieces and metres before packs and coils), then
+//! to the plainer article, then to the size most common in the product's family. Results close to the best score form the "ambiguous group",
 //! whose differing attributes tell the model what to ask.
 
 use std::collections::{HashMap, HashSet};
@@ -55,6 +56,11 @@ pub const SHORT_FORM: f32 = 0.7;
 const LEXICON_ARTICLE_WEIGHT: f32 = 2.0;
 /// Products sold in the unit the caller named ("eine Packung", "zwei Rollen").
 const UNIT_WEIGHT: f32 = 0.5;
+/// Without a unit from the caller, the article sold per piece or metre before packs and coils.
+const BASE_UNIT_WEIGHT: f32 = 0.1;
+/// A product with another angle than the caller said: as much as a named family, so that
+/// "Winkel 45 Grad" finds the 45° Bogen, not a 90° Winkel.
+const ANGLE_CONFLICT: f32 = FAMILY_WEIGHT;
 /// Per-stem penalty so that, all else equal, the plainer article ranks first.
 const LENGTH_PENALTY: f32 = 0.02;
 /// At most this for the family's most common size (a tiebreak, below every real signal).
@@ -778,18 +784,34 @@ impl SearchIndex {
         }
 
         let unit = a.quantity.map(|(_, u)| u);
+        let angles: Vec<u32> = a
+            .dims
+            .iter()
+            .filter_map(|d| match d {
+                Dim::Angle(x) => Some(*x),
+                _ => None,
+            })
+            .collect();
         let mut ranked: Vec<(u32, f32)> = cands
             .iter()
             .map(|&p| {
                 let i = p as usize;
-                let unit_bonus = if unit == Some(products[i].unit) {
-                    UNIT_WEIGHT
-                } else {
-                    0.0
+                let unit_bonus = match unit {
+                    Some(u) if u == products[i].unit => UNIT_WEIGHT,
+                    None if matches!(products[i].unit, Unit::Stueck | Unit::Meter) => {
+                        BASE_UNIT_WEIGHT
+                    }
+                    _ => 0.0,
+                };
+                // "Winkel 45 Grad": a product with another angle contradicts the caller.
+                let conflict = match products[i].angle {
+                    Some(x) if !angles.is_empty() && !angles.contains(&x) => ANGLE_CONFLICT,
+                    _ => 0.0,
                 };
                 (
                     p,
                     score[i] + FAMILY_WEIGHT * family[i] + unit_bonus + self.prior[i]
+                        - conflict
                         - LENGTH_PENALTY * f32::from(self.word_count[i]),
                 )
             })
@@ -992,6 +1014,7 @@ mod tests {
             100043,\"Stopfen 1/2\"\" Messing\",Stopfen,1/2 Zoll,Messing,Gewinde,,,Stück,1.00,Blindstopfen\n\
             100093,\"T-Stück 3/4\"\" verzinkt\",T-Stück,3/4 Zoll,verzinkt,Gewinde,,,Stück,2.00,\n\
             100100,\"Muffe 3/4\"\" verzinkt\",Muffe,3/4 Zoll,verzinkt,Gewinde,,,Stück,1.00,\n\
+            100107,\"Winkel 90° 3/4\"\" verzinkt\",Winkel,3/4 Zoll,verzinkt,Gewinde,,90°,Stück,1.50,Knie\n\
             100113,\"Bogen 45° 3/4\"\" verzinkt\",Bogen,3/4 Zoll,verzinkt,Gewinde,,45°,Stück,2.00,Rohrbogen\n\
             300031,\"Gewinderohr 3/4\"\" verzinkt\",Stahlrohr,3/4 Zoll,verzinkt,Gewinde,,,Meter,9.00,Siederohr\n\
             300002,\"Kupferrohr 15 mm, Stange\",Kupferrohr,15 mm,Kupfer,Pressen,,,Meter,6.50,\n\
@@ -1064,6 +1087,10 @@ mod tests {
         // The unit the caller named decides between rod and coil.
         assert_eq!(top(&c, "eine Rolle Kupferrohr 15"), "300010");
         assert_eq!(top(&c, "zehn Meter Kupferrohr 15"), "300002");
+        assert_eq!(top(&c, "Kupferrohr 15"), "300002");
+        // An explicit angle beats the family word: a 45° "Winkel" is the Bogen.
+        assert_eq!(top(&c, "Winkel dreiviertel verzinkt"), "100107");
+        assert_eq!(top(&c, "Winkel 45 Grad dreiviertel verzinkt"), "100113");
     }
 
     #[test]
