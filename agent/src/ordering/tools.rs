@@ -14,8 +14,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::catalog::{Catalog, Product, Unit};
+use super::catalog::Catalog;
 use super::store::{NewOrder, OrderLine, OrderStore, StoreError};
+use super::vocabulary::{Product, Unit};
 use crate::realtime::conversation::ToolDefinition;
 use crate::tools::ToolOutput;
 
@@ -345,6 +346,9 @@ pub fn search_products(catalog: &Catalog, args: &Value) -> ToolOutput {
     }
     if !r.understood.unmatched.is_empty() {
         understood["unmatched_words"] = json!(r.understood.unmatched);
+    }
+    if let Some(no) = &r.understood.unknown_article {
+        understood["unknown_article_no"] = json!(no);
     }
     ToolOutput::ok(json!({
         "ok": true,
