@@ -29,6 +29,7 @@ speak() {
 speak greeting "Hallo, hier ist der Echo-Test von voiceagent. Sprechen Sie, ich wiederhole Ihre Worte."
 speak apology "Entschuldigung, es gibt gerade eine technische Störung. Bitte rufen Sie später noch einmal an."
 speak recording-notice "Dieses Gespräch wird aufgezeichnet."
+speak goodbye "Die maximale Gesprächsdauer ist erreicht. Vielen Dank für Ihren Anruf. Auf Wiederhören."
 
 # hold: two soft sine tones (440 Hz then 554 Hz), faded, 1.5 s in total, at about -18 dBFS.
 sox -n -r 24000 -c 1 -b 16 -e signed-integer "$tmp/tone1.wav" synth 0.6 sine 440 fade q 0.05 0.6 0.15 vol 0.12
@@ -36,7 +37,7 @@ sox -n -r 24000 -c 1 -b 16 -e signed-integer "$tmp/tone2.wav" synth 0.6 sine 554
 sox -n -r 24000 -c 1 -b 16 -e signed-integer "$tmp/gap.wav" trim 0 0.3
 sox "$tmp/tone1.wav" "$tmp/tone2.wav" "$tmp/gap.wav" "$out/hold.wav"
 
-for f in greeting apology recording-notice hold; do
+for f in greeting apology recording-notice goodbye hold; do
     size=$(stat -c %s "$out/$f.wav")
     if [ "$size" -ge 250000 ]; then
         echo "error: $out/$f.wav is $size bytes; prompts must stay below 250 kB" >&2

@@ -83,6 +83,8 @@ pub struct SipSettings {
     pub tls: pjsip_safe::TlsConfig,
     /// SRTP for the calls' media.
     pub srtp: pjsip_safe::SrtpMode,
+    /// Digest credentials incoming calls must present (IP mode).
+    pub inbound_auth: Option<(String, Secret)>,
 }
 
 /// The trunk account (`SIP_SERVER` and friends).
@@ -139,6 +141,12 @@ pub struct BridgeSettings {
     pub transfer_target: Option<String>,
     /// Time to finish tool calls and transcripts after the caller hung up.
     pub hangup_grace: Duration,
+    /// Calls end after this long (from the INVITE): the goodbye prompt plays, then the call is
+    /// hung up. `None` = no limit.
+    pub max_call_duration: Option<Duration>,
+    /// Keypad digits per second that reach the model (bursts of twice that); the rest are
+    /// dropped, so a digit flood cannot become a flood of paid model turns.
+    pub dtmf_per_second: u32,
 }
 
 /// What a call gets when the Realtime backend cannot be reached.

@@ -24,13 +24,14 @@ fn to_48k(prompt: Prompt) -> Arc<[i16]> {
 
 /// The prompt at 48 kHz, converted on first use.
 pub fn samples_48k(prompt: Prompt) -> Arc<[i16]> {
-    static CACHE: OnceLock<[Arc<[i16]>; 4]> = OnceLock::new();
+    static CACHE: OnceLock<[Arc<[i16]>; Prompt::ALL.len()]> = OnceLock::new();
     let all = CACHE.get_or_init(|| {
         [
             to_48k(Prompt::Greeting),
             to_48k(Prompt::Apology),
             to_48k(Prompt::Hold),
             to_48k(Prompt::RecordingNotice),
+            to_48k(Prompt::Goodbye),
         ]
     });
     match prompt {
@@ -38,5 +39,6 @@ pub fn samples_48k(prompt: Prompt) -> Arc<[i16]> {
         Prompt::Apology => all[1].clone(),
         Prompt::Hold => all[2].clone(),
         Prompt::RecordingNotice => all[3].clone(),
+        Prompt::Goodbye => all[4].clone(),
     }
 }

@@ -283,6 +283,15 @@ fn an_outbound_call_placed_through_the_api_rings_baresip() {
     // sign here.)
     let q = events.wait(LONG, |e| e["type"] == "quality" && e["call"] == id.as_str());
     assert_eq!(q["codec"], "opus", "{q}");
+    // A transfer makes the trunk place a call: only to OUTBOUND_ALLOWED destinations.
+    let refused = request(
+        &addr,
+        "POST",
+        &format!("/api/calls/{id}/transfer"),
+        Some(TOKEN),
+        Some(&json!({"target": "sip:+4919001234@127.0.0.1"})),
+    );
+    assert_eq!(refused.status, 403, "{}", refused.body);
     let r = request(
         &addr,
         "POST",

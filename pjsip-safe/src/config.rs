@@ -228,6 +228,10 @@ pub struct EngineConfig {
     pub tls: TlsConfig,
     /// SRTP for the calls' media.
     pub srtp: SrtpMode,
+    /// Digest authentication of incoming calls (user name, password): new INVITEs without
+    /// valid credentials are challenged with 401 at the SIP edge. For IP mode, where callers
+    /// are PBXs that can authenticate; a trunk does not answer challenges. `None` = off.
+    pub inbound_auth: Option<(String, Secret)>,
     /// How long a graceful shutdown may take before pjsua is destroyed regardless.
     pub shutdown_timeout: Duration,
 }
@@ -267,6 +271,7 @@ impl Default for EngineConfig {
             user_agent: "voiceagent".into(),
             tls: TlsConfig::default(),
             srtp: SrtpMode::Off,
+            inbound_auth: None,
             shutdown_timeout: Duration::from_secs(5),
         }
     }

@@ -111,12 +111,35 @@ thread_local! {
 }
 
 /// Installs the edge filter on pjsua's endpoint (after `pjsua_init`, on the pjlib thread).
-pub(crate) fn install() -> crate::Result<()> {
+pub(crate) fn install(inbound_auth: Option<&(String, crate::Secret)>) -> crate::Result<()> {
     // SAFETY: on the pjlib thread after pjsua_init, so the endpoint exists; the module is a
     // static in the shim, and `decide` is a plain function that lives for the process.
     let status =
         unsafe { sys::voiceagent_edge_register(sys::pjsua_get_pjsip_endpt(), Some(decide)) };
-    crate::error::check(status, "pjsip_endpt_register_module")
+    crate::error::check(status, "pjsip_endpt_register_module")?;
+    if let Some((user, password)) = inbound_auth {
+        let user = crate::pjstr::cstring("inbound_auth.user", user)?;
+        let password = crate::pjstr::cstring("inbound_auth.password", password.expose())?;
+        // SAFETY: on the pjlib thread after pjsua_init (the shim takes a pjsua pool); the
+        // strings are copied before the call returns.
+        let status = unsafe {
+            sys::voiceagent_edge_inbound_auth(
+                c"voiceagent".as_ptr(),
+                user.as_ptr(),
+                password.as_ptr(),
+            )
+        };
+        crate::error::check(status, "pjsip_auth_srv_init")?;
+    }
+    Ok(())
+}
+
+/// New INVITEs answered with a 401 challenge by the inbound authentication since start.
+// `unsigned long` is 32 bits on some targets: the conversion is only useless on this one.
+#[allow(clippy::useless_conversion)]
+pub fn auth_refused() -> u64 {
+    // SAFETY: an atomic load of a counter in the shim; no other state is touched.
+    u64::from(unsafe { sys::voiceagent_edge_auth_refused() })
 }
 
 unsafe extern "C" fn decide(

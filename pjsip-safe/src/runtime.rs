@@ -265,7 +265,7 @@ fn init(config: EngineConfig, events: flume::Sender<Event>) -> Result<State> {
     // SAFETY: the configs are fully initialised; pjsua copies what it keeps.
     check(unsafe { sys::pjsua_init(&ua, &log, &med) }, "pjsua_init")?;
     // Before any transport exists: no request reaches pjsua unfiltered.
-    crate::edge::install()?;
+    crate::edge::install(config.inbound_auth.as_ref())?;
     // SAFETY: after pjsua_init, on this thread.
     check(
         unsafe { sys::pjsua_set_null_snd_dev() },

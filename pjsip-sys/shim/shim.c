@@ -80,6 +80,74 @@ int voiceagent_rdata_caller(const pjsip_rx_data *rdata, int use_pai, char *buf, 
 
 static voiceagent_edge_decide edge_decide;
 
+static pj_pool_t *auth_pool;
+static pjsip_auth_srv auth_srv;
+static int auth_on;
+static pj_str_t auth_user, auth_pass;
+static unsigned long auth_refused;
+
+static pj_status_t auth_lookup(pj_pool_t *pool, const pj_str_t *realm, const pj_str_t *acc_name,
+                               pjsip_cred_info *cred)
+{
+    PJ_UNUSED_ARG(pool);
+    if (pj_strcmp(acc_name, &auth_user) != 0)
+        return PJSIP_EAUTHACCNOTFOUND;
+    pj_bzero(cred, sizeof(*cred));
+    cred->realm = *realm;
+    cred->username = auth_user;
+    cred->data_type = PJSIP_CRED_DATA_PLAIN_PASSWD;
+    cred->data = auth_pass;
+    return PJ_SUCCESS;
+}
+
+pj_status_t voiceagent_edge_inbound_auth(const char *realm, const char *user, const char *password)
+{
+    pj_str_t r;
+    auth_on = 0;
+    if (!user)
+        return PJ_SUCCESS;
+    if (!auth_pool)
+        auth_pool = pjsua_pool_create("va-auth", 512, 512);
+    if (!auth_pool)
+        return PJ_ENOMEM;
+    pj_strdup2_with_null(auth_pool, &auth_user, user);
+    pj_strdup2_with_null(auth_pool, &auth_pass, password ? password : "");
+    pj_strdup2_with_null(auth_pool, &r, realm);
+    pj_status_t status = pjsip_auth_srv_init(auth_pool, &auth_srv, &r, &auth_lookup, 0);
+    if (status == PJ_SUCCESS)
+        auth_on = 1;
+    return status;
+}
+
+unsigned long voiceagent_edge_auth_refused(void)
+{
+    return __atomic_load_n(&auth_refused, __ATOMIC_RELAXED);
+}
+
+/* 1 when `rdata` is a new INVITE that fails the inbound authentication (and was answered). */
+static int edge_challenge(pjsip_endpoint *endpt, pjsip_rx_data *rdata)
+{
+    int code = 0;
+    pjsip_tx_data *tdata;
+    if (!auth_on || rdata->msg_info.msg->line.req.method.id != PJSIP_INVITE_METHOD
+        || (rdata->msg_info.to && rdata->msg_info.to->tag.slen > 0))
+        return 0;
+    if (pjsip_auth_srv_verify(&auth_srv, rdata, &code) == PJ_SUCCESS)
+        return 0;
+    __atomic_fetch_add(&auth_refused, 1, __ATOMIC_RELAXED);
+    /* `code` says why (401 without or with bad credentials, 403 for an unknown user); the
+     * answer is a challenge either way, so it tells a scanner nothing. */
+    if (pjsip_endpt_create_response(endpt, rdata, PJSIP_SC_UNAUTHORIZED, NULL, &tdata) != PJ_SUCCESS)
+        return 1;
+    if (pjsip_auth_srv_challenge(&auth_srv, NULL, NULL, NULL, PJ_FALSE, tdata) != PJ_SUCCESS) {
+        pjsip_tx_data_dec_ref(tdata);
+        return 1;
+    }
+    if (pjsip_endpt_send_response2(endpt, rdata, tdata, NULL, NULL) != PJ_SUCCESS)
+        pjsip_tx_data_dec_ref(tdata);
+    return 1;
+}
+
 static pj_bool_t edge_on_rx_request(pjsip_rx_data *rdata)
 {
     pjsip_endpoint *endpt = pjsua_get_pjsip_endpt();
@@ -90,7 +158,7 @@ static pj_bool_t edge_on_rx_request(pjsip_rx_data *rdata)
         return PJ_FALSE;
     code = edge_decide(&rdata->msg_info.msg->line.req.method.name, rdata);
     if (code < 300)
-        return PJ_FALSE;
+        return edge_challenge(endpt, rdata) ? PJ_TRUE : PJ_FALSE;
     /* Never answer an ACK (it has no response); swallowing it is the refusal. */
     if (rdata->msg_info.msg->line.req.method.id == PJSIP_ACK_METHOD)
         return PJ_TRUE;
@@ -119,6 +187,8 @@ static pjsip_module edge_module = {
 pj_status_t voiceagent_edge_register(pjsip_endpoint *endpt, voiceagent_edge_decide decide)
 {
     edge_decide = decide;
+    auth_on = 0;
+    auth_pool = NULL; /* the previous endpoint's pools are gone with it */
     /* A new endpoint (an engine restarted in the same process) starts without modules. */
     edge_module.id = -1;
     edge_module.prev = edge_module.next = NULL;

@@ -32,6 +32,13 @@ int voiceagent_rdata_caller(const pjsip_rx_data *rdata, int use_pai, char *buf, 
  * endpoint's Allow header. `decide` runs on the thread that polls SIP (the pjlib thread). */
 typedef int (*voiceagent_edge_decide)(const pj_str_t *method, const pjsip_rx_data *rdata);
 pj_status_t voiceagent_edge_register(pjsip_endpoint *endpt, voiceagent_edge_decide decide);
+/* Digest authentication of new INVITEs at the edge (after `decide` let them through): an INVITE
+ * without a To tag and without valid credentials for `user`/`password` in `realm` is answered
+ * 401 with a challenge, statelessly. Call after voiceagent_edge_register; NULL user turns it off.
+ * The strings are copied. */
+pj_status_t voiceagent_edge_inbound_auth(const char *realm, const char *user, const char *password);
+/* INVITEs refused by the inbound authentication since start. */
+unsigned long voiceagent_edge_auth_refused(void);
 
 /* sizeof and _Alignof as gcc sees them when compiling with the flags of the PJSIP build. */
 size_t voiceagent_sizeof(const char *type_name);

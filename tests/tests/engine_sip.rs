@@ -1068,3 +1068,107 @@ fn the_caller_number_comes_from_the_parsed_uri_and_pai_only_from_the_trunk() {
         drop(registrar);
     }
 }
+
+/// OPTIONS from anyone is answered without telling the software version (issue 13): scanners
+/// look versions up. The only product token is the configured user agent.
+#[test]
+fn options_are_answered_without_a_version() {
+    let _guard = lock();
+    let (engine, _events, port) = start(config());
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let local = socket.local_addr().unwrap();
+    let options = format!(
+        "OPTIONS sip:agent@127.0.0.1:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bKscan1;rport\r\n\
+         From: <sip:scanner@{local}>;tag=scan\r\nTo: <sip:agent@127.0.0.1:{port}>\r\n\
+         Call-ID: scan-1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    );
+    socket
+        .send_to(options.as_bytes(), ("127.0.0.1", port))
+        .unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = socket.recv_from(&mut buf).expect("an answer to OPTIONS");
+    let answer = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
+    let products: Vec<&str> = answer
+        .lines()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            l.starts_with("user-agent:") || l.starts_with("server:")
+        })
+        .collect();
+    for line in &products {
+        assert_eq!(
+            line.split_once(':').map(|(_, v)| v.trim()),
+            Some("voiceagent"),
+            "{answer}"
+        );
+    }
+    let lower = answer.to_ascii_lowercase();
+    assert!(
+        !lower.contains("pjsip") && !lower.contains(&pjsip_safe::pjsip_version()),
+        "the answer names the SIP stack or its version:\n{answer}"
+    );
+    engine.shutdown().unwrap();
+}
+
+/// Optional digest authentication of incoming calls (issue 13, IP mode): an INVITE without
+/// credentials is challenged (401) before the application hears of it; with the right
+/// credentials the call is answered; with a wrong password it is challenged again.
+#[test]
+fn inbound_digest_authentication_challenges_new_invites() {
+    let _guard = lock();
+    let (engine, events, port) = start(EngineConfig {
+        inbound_auth: Some(("pbx".into(), Secret::new("in-s3cret"))),
+        ..config()
+    });
+    let refused_before = pjsip_safe::edge::auth_refused();
+    let rtp = RtpListener::bind().unwrap();
+    let sipp = Sipp::spawn(
+        &uac("uac_digest_invite.xml", port, &rtp)
+            .var("USER", "pbx")
+            .var("PASSWORD", "in-s3cret")
+            .var("CALL_MS", 300),
+    )
+    .unwrap();
+    let call = wait_event(
+        &events,
+        "IncomingCall",
+        Duration::from_secs(10),
+        |e| match e {
+            Event::IncomingCall { call, .. } => Some(call),
+            _ => None,
+        },
+    );
+    assert_eq!(wait_ended(&events, call), 200);
+    let report = sipp.wait().unwrap();
+    assert!(report.all_succeeded(1), "{report}");
+    assert!(
+        pjsip_safe::edge::auth_refused() > refused_before,
+        "the first INVITE was challenged"
+    );
+
+    let wrong = Sipp::spawn(
+        &uac("uac_digest_invite.xml", port, &rtp)
+            .var("USER", "pbx")
+            .var("PASSWORD", "guessed")
+            .var("CALL_MS", 300)
+            .timeout(Duration::from_secs(5)),
+    )
+    .unwrap();
+    let report = wrong.wait().unwrap();
+    assert!(
+        !report.all_succeeded(1),
+        "a wrong password must not be answered: {report}"
+    );
+    while let Ok(event) = events.recv_timeout(Duration::from_millis(300)) {
+        assert!(
+            !matches!(event, Event::IncomingCall { .. }),
+            "an unauthenticated INVITE reached the application"
+        );
+    }
+    engine.shutdown().unwrap();
+}

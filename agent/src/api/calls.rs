@@ -266,6 +266,11 @@ pub(super) async fn transfer(
         Ok(x) => x,
         Err(r) => return r,
     };
+    // A transfer makes the trunk place a call: the same destinations as `POST /api/calls`.
+    if let Err(refusal) = api.settings.outbound.check(&target) {
+        tracing::info!(%call, status = %refusal.status, "transfer through the API refused: {}", refusal.message);
+        return error(refusal.status, &refusal.message);
+    }
     tracing::info!(%call, %target, "transfer requested through the API");
     match tokio::time::timeout(
         ACTION_TIMEOUT,

@@ -124,6 +124,14 @@ pub struct CallMachine {
     last_levels: Instant,
     actions: VecDeque<Action>,
     report: CallReport,
+    /// When MAX_CALL_DURATION ends the call (counted from the INVITE), until it has.
+    limit_at: Option<Instant>,
+    /// The limit was reached: the goodbye plays, the model is gone.
+    time_up: bool,
+    /// Keypad digits that may still reach the model (token bucket, refilled at
+    /// `dtmf_per_second`), and when it was last refilled.
+    dtmf_tokens: f64,
+    dtmf_at: Instant,
 }
 
 impl std::fmt::Debug for CallMachine {
@@ -166,6 +174,7 @@ impl CallMachine {
             tool_calls: Vec::new(),
             errors: Vec::new(),
             backend_failed: false,
+            dtmf_dropped: 0,
             transcript: Transcript::default(),
             uplink_latency_us: Vec::new(),
             downlink_latency_us: Vec::new(),
@@ -174,6 +183,10 @@ impl CallMachine {
         Self {
             call,
             direction,
+            limit_at: policy.max_call_duration.map(|d| now + d),
+            time_up: false,
+            dtmf_tokens: f64::from(policy.dtmf_per_second) * 2.0,
+            dtmf_at: now,
             lifecycle: Lifecycle::Opening {
                 deadline: now + policy.answer_timeout,
             },
@@ -223,7 +236,11 @@ impl CallMachine {
             Lifecycle::Ended { grace_until } => Some(*grace_until),
             _ => None,
         };
-        [own, self.conv.poll_timeout()].into_iter().flatten().min()
+        let limit = self.limit_at.filter(|_| !self.lifecycle.is_over());
+        [own, limit, self.conv.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Whether the driver should report playback ([`CallMachine::handle_playout`]) every few
@@ -281,7 +298,7 @@ impl CallMachine {
     /// The backend is gone or unusable (connect failed, socket closed or errored, a send
     /// failed): the caller hears an apology (or a 503) and the call ends.
     pub fn handle_backend_failed(&mut self, now: Instant, why: &str) {
-        if self.report.backend_failed || self.lifecycle.is_over() {
+        if self.report.backend_failed || self.lifecycle.is_over() || self.time_up {
             return;
         }
         tracing::error!(call = %self.call, "Realtime backend failed: {why}");
@@ -375,6 +392,18 @@ impl CallMachine {
     }
 
     pub fn handle_dtmf(&mut self, now: Instant, digit: char) {
+        let rate = f64::from(self.policy.dtmf_per_second);
+        let refill = now.saturating_duration_since(self.dtmf_at).as_secs_f64() * rate;
+        self.dtmf_tokens = (self.dtmf_tokens + refill).min(rate * 2.0);
+        self.dtmf_at = now;
+        if self.dtmf_tokens < 1.0 || self.time_up {
+            self.report.dtmf_dropped += 1;
+            if self.report.dtmf_dropped == 1 {
+                tracing::warn!(call = %self.call, "DTMF faster than DTMF_RATE: digits are dropped");
+            }
+            return;
+        }
+        self.dtmf_tokens -= 1.0;
         tracing::info!(call = %self.call, %digit, "DTMF");
         if let Err(e) = self.conv.handle_dtmf(now, digit) {
             tracing::debug!(call = %self.call, "DTMF not forwarded: {e}");
@@ -565,6 +594,10 @@ impl CallMachine {
     /// Time has passed: the conversation's timers, the session deadline, the ring delay, the
     /// grace after a hang-up.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.limit_at.is_some_and(|at| now >= at) {
+            self.limit_at = None;
+            self.end_at_limit(now);
+        }
         self.conv.handle_timeout(now);
         match self.lifecycle {
             Lifecycle::Opening { deadline } if now >= deadline => {
@@ -699,6 +732,33 @@ impl CallMachine {
             }
             Output::Fatal(e) => self.handle_backend_failed(now, &e.to_string()),
         }
+    }
+
+    /// MAX_CALL_DURATION is over: the model is let go, whatever it was saying stops, the
+    /// goodbye prompt plays and the call is hung up after it (at once when there is no media).
+    fn end_at_limit(&mut self, now: Instant) {
+        if self.lifecycle.is_over() || self.lifecycle == Lifecycle::HangingUp {
+            return;
+        }
+        tracing::warn!(call = %self.call, "the maximum call duration is reached: saying goodbye");
+        self.time_up = true;
+        self.report.errors.push("max call duration reached".into());
+        if self.socket != Socket::Closed {
+            self.socket = Socket::Closed;
+            self.actions.push_back(Action::CloseSocket);
+        }
+        self.pending_barge_in = None;
+        self.pre_media.clear();
+        self.playout.clear();
+        self.hold_playing = false;
+        if !(self.answered && self.media) {
+            self.hang_up();
+            return;
+        }
+        self.actions.push_back(Action::Downlink(DownlinkOp::Flush));
+        self.play_prompt(Prompt::Goodbye);
+        self.lifecycle = Lifecycle::Draining(AfterPlayout::HangUp);
+        self.pump(now);
     }
 
     fn on_session_ready(&mut self, now: Instant) {

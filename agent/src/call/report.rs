@@ -37,6 +37,8 @@ pub struct CallReport {
     pub tool_calls: Vec<ToolCallRecord>,
     pub errors: Vec<String>,
     pub backend_failed: bool,
+    /// Keypad digits dropped by the DTMF rate limit.
+    pub dtmf_dropped: u64,
     pub transcript: Transcript,
     /// Frame captured by the engine → `append` sent, per frame (µs).
     #[serde(skip)]

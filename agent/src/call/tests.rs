@@ -26,6 +26,8 @@ fn policy() -> BridgeSettings {
         tool_timeout: Duration::from_secs(5),
         transfer_target: None,
         hangup_grace: Duration::from_secs(3),
+        max_call_duration: None,
+        dtmf_per_second: 5,
     }
 }
 
@@ -699,4 +701,92 @@ fn end_call_during_the_ring_delay_answers_then_drains() {
     h.media_up();
     let actions = h.play_all();
     assert_eq!(hangups(&actions), [0]);
+}
+
+/// A live call with a custom policy.
+fn live_with(policy: BridgeSettings) -> Harness {
+    let mut h = Harness::incoming(policy);
+    h.open_session();
+    h.media_up();
+    assert_eq!(h.m.lifecycle(), &Lifecycle::Live);
+    h
+}
+
+#[test]
+fn max_call_duration_stops_the_model_plays_the_goodbye_then_hangs_up() {
+    let mut h = live_with(BridgeSettings {
+        max_call_duration: Some(Duration::from_secs(60)),
+        ..policy()
+    });
+    h.response("r1");
+    h.audio("r1", "it1", 4800);
+    h.advance(59_000);
+    assert!(hangups(&h.log).is_empty(), "not before the limit");
+    let before = h.log.len();
+    h.advance(1_000);
+    let at_limit = h.log[before..].to_vec();
+    assert!(has(&at_limit, &Action::CloseSocket), "{at_limit:?}");
+    assert!(has(&at_limit, &Action::Downlink(DownlinkOp::Flush)));
+    assert!(has(
+        &at_limit,
+        &Action::Downlink(DownlinkOp::Prompt(Prompt::Goodbye))
+    ));
+    assert!(hangups(&at_limit).is_empty(), "the goodbye plays first");
+    // What the model still sends is not played.
+    let late = h.audio("r1", "it1", 4800);
+    assert!(
+        !late
+            .iter()
+            .any(|a| matches!(a, Action::Downlink(DownlinkOp::Push { .. }))),
+        "{late:?}"
+    );
+    let after = h.play_all();
+    assert_eq!(hangups(&after), vec![0]);
+    h.ended();
+    assert!(h.m.is_done());
+}
+
+#[test]
+fn max_call_duration_before_media_hangs_up_at_once() {
+    let mut h = Harness::incoming(BridgeSettings {
+        max_call_duration: Some(Duration::from_secs(2)),
+        ..policy()
+    });
+    h.m.handle_connected(h.now);
+    h.advance(2_000);
+    assert_eq!(hangups(&h.log), vec![0]);
+    assert!(!h
+        .log
+        .iter()
+        .any(|a| matches!(a, Action::Downlink(DownlinkOp::Prompt(_)))));
+}
+
+#[test]
+fn a_dtmf_flood_reaches_the_model_at_the_configured_rate() {
+    let mut h = live_with(BridgeSettings {
+        dtmf_per_second: 5,
+        ..policy()
+    });
+    let dtmf_items = |log: &[Action]| {
+        log.iter()
+            .filter(|a| match a {
+                Action::Send(ClientEvent::ConversationItemCreate { item, .. }) => {
+                    serde_json::to_string(item).is_ok_and(|s| s.contains("[DTMF]"))
+                }
+                _ => false,
+            })
+            .count()
+    };
+    for _ in 0..100 {
+        h.m.handle_dtmf(h.now, '1');
+        h.run();
+    }
+    assert_eq!(dtmf_items(&h.log), 10, "a burst of twice the rate");
+    assert_eq!(h.m.report().dtmf_dropped, 90);
+    h.now += Duration::from_secs(1);
+    for _ in 0..100 {
+        h.m.handle_dtmf(h.now, '2');
+        h.run();
+    }
+    assert_eq!(dtmf_items(&h.log), 15, "then the rate");
 }

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use pjsip_safe::{OpusConfig, Transport, DEFAULT_CODECS};
+use pjsip_safe::{OpusConfig, Secret, Transport, DEFAULT_CODECS};
 
 use super::error::ConfigErrors;
 use super::parse::{self, Reader};
@@ -258,6 +258,41 @@ fn sip(r: &mut Reader) -> SipSettings {
             ("mandatory", pjsip_safe::SrtpMode::Mandatory),
         ])(s)
     });
+    let inbound_user = r.parse("SIP_INBOUND_USERNAME", |s| {
+        let s = s.trim();
+        if s.is_empty()
+            || s.len() > 64
+            || !s
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c))
+        {
+            Err("is not 1–64 letters, digits or -_.+".to_string())
+        } else {
+            Ok(s.to_string())
+        }
+    });
+    let inbound_password = r.text("SIP_INBOUND_PASSWORD").map(Secret::new);
+    let long_enough = inbound_password
+        .as_ref()
+        .is_none_or(|p| p.expose().chars().count() >= 12);
+    if !long_enough {
+        r.fail_with(
+            "SIP_INBOUND_PASSWORD",
+            "is shorter than 12 characters",
+            "set SIP_INBOUND_PASSWORD to a long random password, e.g. from openssl rand -hex 16",
+        );
+    }
+    if r.is_set("SIP_INBOUND_USERNAME") != r.is_set("SIP_INBOUND_PASSWORD") {
+        r.fail_with(
+            "SIP_INBOUND_USERNAME",
+            "is set without SIP_INBOUND_PASSWORD or the other way round",
+            "set both SIP_INBOUND_USERNAME and SIP_INBOUND_PASSWORD, or neither",
+        );
+    }
+    let inbound_auth = match (inbound_user, inbound_password) {
+        (Some(u), Some(p)) if long_enough => Some((u, p)),
+        _ => None,
+    };
     let user_agent = r.parse_or("SIP_USER_AGENT", "voiceagent".to_string(), |s| {
         let s = s.trim();
         if s.is_empty() || s.len() > 64 || !s.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
@@ -287,6 +322,7 @@ fn sip(r: &mut Reader) -> SipSettings {
         user_agent,
         tls,
         srtp,
+        inbound_auth,
     }
 }
 
@@ -554,6 +590,12 @@ fn bridge(r: &mut Reader) -> BridgeSettings {
         Duration::from_secs(3),
         parse::millis(0..=60_000),
     );
+    let max_call_duration = r.parse_or("MAX_CALL_DURATION", Some(Duration::from_secs(1800)), |s| {
+        parse::number_in(0..=86_400)(s).map(|n| (n > 0).then(|| Duration::from_secs(n)))
+    });
+    let dtmf_per_second = r.parse_or("DTMF_RATE", 5, |s| {
+        parse::number_in(1..=100)(s).map(|n| n as u32)
+    });
     BridgeSettings {
         ring_delay,
         answer_timeout,
@@ -562,6 +604,8 @@ fn bridge(r: &mut Reader) -> BridgeSettings {
         tool_timeout,
         transfer_target,
         hangup_grace,
+        max_call_duration,
+        dtmf_per_second,
     }
 }
 

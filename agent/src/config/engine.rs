@@ -46,6 +46,12 @@ impl Config {
             rtp_timeout: sip.rtp_timeout,
             user_agent: sip.user_agent.clone(),
             tls: sip.tls.clone(),
+            // A trunk does not answer challenges: inbound authentication is for IP mode.
+            inbound_auth: sip
+                .trunk
+                .is_none()
+                .then(|| sip.inbound_auth.clone())
+                .flatten(),
             srtp: sip.srtp,
             answer: AnswerMode::Manual,
             log_level: pjsip_log_level(&self.log.filter),

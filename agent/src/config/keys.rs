@@ -59,6 +59,8 @@ pub const KEYS: &[Key] = &[
     key("SIP_ALLOWED_SOURCES", "", "a comma list of networks allowed to call, e.g. 217.10.64.0/20,10.0.0.5 (empty = everyone; a warning in IP mode on a non-loopback SIP_BIND)"),
     key("SIP_TRUNK_SOURCES_ONLY", "true", "true or false: in trunk mode accept INVITEs only from the trunk's addresses and SIP_ALLOWED_SOURCES"),
     key("SIP_INVITE_RATE", "5", "new INVITEs per second allowed from one source address, bursts of 4x that (the trunk is exempt; 0 = unlimited), e.g. 5"),
+    key("SIP_INBOUND_USERNAME", "", "the user name incoming calls must authenticate with (digest; IP mode, for PBXs that can), e.g. pbx"),
+    secret("SIP_INBOUND_PASSWORD", "the password for SIP_INBOUND_USERNAME, at least 12 characters, e.g. from openssl rand -hex 16"),
     key("SIP_USER_AGENT", "voiceagent", "the User-Agent/Server header, 1-64 printable characters (default without a version), e.g. voiceagent"),
     key("STUN_SERVERS", "", "a comma list of STUN servers as host[:port], e.g. stun.sipgate.net:3478"),
     key("MAX_CALLS", "50", "the number of concurrent calls (1–256; each takes 2 RTP ports), e.g. 50"),
@@ -96,6 +98,8 @@ pub const KEYS: &[Key] = &[
     key("TOOL_HOLD_SOUND_MS", "1500", "milliseconds a tool may run before the hold sound plays (0 = never), e.g. 1500"),
     key("TOOL_TIMEOUT_MS", "8000", "milliseconds after which a tool call fails (100–120000), e.g. 8000"),
     key("TRANSFER_TARGET", "", "a SIP URI to transfer callers to, e.g. sip:+4930123456@sipgate.de (unset = no transfers)"),
+    key("MAX_CALL_DURATION", "1800", "the longest call in seconds (0 = no limit): then the goodbye prompt plays and the call ends, e.g. 1800"),
+    key("DTMF_RATE", "5", "keypad digits per second that reach the model, bursts of twice that (1-100); the rest are dropped, e.g. 5"),
     key("HANGUP_GRACE_MS", "3000", "milliseconds to finish tool calls and transcripts after the caller hangs up (0–60000), e.g. 3000"),
     // Data.
     key("DATA_DIR", "./data", "a directory for orders.sqlite3 and recordings, e.g. ./data"),

@@ -86,6 +86,8 @@ impl Config {
                 "tool_timeout_ms": ms(bridge.tool_timeout),
                 "transfer_target": bridge.transfer_target,
                 "hangup_grace_ms": ms(bridge.hangup_grace),
+                "max_call_duration_s": bridge.max_call_duration.map(|d| d.as_secs()),
+                "dtmf_per_second": bridge.dtmf_per_second,
             },
             "data": {
                 "data_dir": self.data.data_dir.display().to_string(),

@@ -106,6 +106,8 @@ fn defaults() {
             tool_timeout: Duration::from_millis(8000),
             transfer_target: None,
             hangup_grace: Duration::from_millis(3000),
+            max_call_duration: Some(Duration::from_secs(1800)),
+            dtmf_per_second: 5,
         }
     );
     assert_eq!(c.data.data_dir, PathBuf::from("./data"));
@@ -160,6 +162,8 @@ const EVERYTHING: &[(&str, &str)] = &[
     ("SIP_TRUNK_SOURCES_ONLY", "false"),
     ("SIP_INVITE_RATE", "3"),
     ("SIP_USER_AGENT", "PBX 1"),
+    ("SIP_INBOUND_USERNAME", "pbx"),
+    ("SIP_INBOUND_PASSWORD", "in-S3NTINEL-0123"),
     ("RTP_TIMEOUT", "20"),
     (
         "STUN_SERVERS",
@@ -191,6 +195,8 @@ const EVERYTHING: &[(&str, &str)] = &[
     ("TOOL_TIMEOUT_MS", "9000"),
     ("TRANSFER_TARGET", "sip:+4930123456@sipgate.de"),
     ("HANGUP_GRACE_MS", "100"),
+    ("MAX_CALL_DURATION", "600"),
+    ("DTMF_RATE", "3"),
     ("DATA_DIR", "/var/lib/voiceagent-test-nonexistent"),
     ("CATALOG_DIR", "/srv/catalog-test-nonexistent"),
     ("API_ADDR", "0.0.0.0:9090"),
@@ -273,6 +279,8 @@ fn every_key_is_parsed() {
             tool_timeout: Duration::from_millis(9000),
             transfer_target: Some("sip:+4930123456@sipgate.de".into()),
             hangup_grace: Duration::from_millis(100),
+            max_call_duration: Some(Duration::from_secs(600)),
+            dtmf_per_second: 3,
         }
     );
     assert_eq!(
@@ -429,6 +437,8 @@ fn every_bad_value_is_reported_in_one_pass_with_key_and_fix() {
         ("SIP_TRUNK_SOURCES_ONLY", "perhaps"),
         ("SIP_INVITE_RATE", "-1"),
         ("SIP_USER_AGENT", "bad\u{7}agent"),
+        ("SIP_INBOUND_USERNAME", "a b"),
+        ("SIP_INBOUND_PASSWORD", "S3NTINEL"),
         ("RTP_TIMEOUT", "forever"),
         ("STUN_SERVERS", "stun.example.com:99999"),
         ("MAX_CALLS", "0"),
@@ -461,6 +471,8 @@ fn every_bad_value_is_reported_in_one_pass_with_key_and_fix() {
         ("TOOL_TIMEOUT_MS", "0"),
         ("TRANSFER_TARGET", "+4930123"),
         ("HANGUP_GRACE_MS", "99999"),
+        ("MAX_CALL_DURATION", "1h"),
+        ("DTMF_RATE", "0"),
         ("DATA_DIR", a_file),
         ("CATALOG_DIR", a_file),
         ("API_ADDR", "localhost:8085"),

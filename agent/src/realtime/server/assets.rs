@@ -19,14 +19,17 @@ pub enum Prompt {
     Hold,
     /// "Dieses Gespräch wird aufgezeichnet."
     RecordingNotice,
+    /// "Die maximale Gesprächsdauer ist erreicht. …": the end of a call at MAX_CALL_DURATION.
+    Goodbye,
 }
 
 impl Prompt {
-    pub const ALL: [Prompt; 4] = [
+    pub const ALL: [Prompt; 5] = [
         Prompt::Greeting,
         Prompt::Apology,
         Prompt::Hold,
         Prompt::RecordingNotice,
+        Prompt::Goodbye,
     ];
 
     /// The WAV file as committed.
@@ -36,6 +39,7 @@ impl Prompt {
             Prompt::Apology => include_bytes!("../../../assets/apology.wav"),
             Prompt::Hold => include_bytes!("../../../assets/hold.wav"),
             Prompt::RecordingNotice => include_bytes!("../../../assets/recording-notice.wav"),
+            Prompt::Goodbye => include_bytes!("../../../assets/goodbye.wav"),
         }
     }
 
@@ -46,6 +50,7 @@ impl Prompt {
             Prompt::Apology => "Entschuldigung, es gibt gerade eine technische Störung. Bitte rufen Sie später noch einmal an.",
             Prompt::Hold => "",
             Prompt::RecordingNotice => "Dieses Gespräch wird aufgezeichnet.",
+            Prompt::Goodbye => "Die maximale Gesprächsdauer ist erreicht. Vielen Dank für Ihren Anruf. Auf Wiederhören.",
         }
     }
 
