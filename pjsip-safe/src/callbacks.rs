@@ -22,8 +22,10 @@ use std::sync::Mutex;
 
 use pjsip_sys as sys;
 
+use crate::error::{check, Error};
 use crate::event::{CallId, Event};
 use crate::pjstr;
+use crate::pjsua::Pjsua;
 
 /// What a callback saw, for the loop to act on.
 #[derive(Debug)]
@@ -88,10 +90,9 @@ pub(crate) fn set_call_id(call: sys::pjsua_call_id, id: Option<CallId>) {
 }
 
 fn call_info(call: sys::pjsua_call_id) -> Option<Box<sys::pjsua_call_info>> {
-    let mut info = Box::<sys::pjsua_call_info>::default();
-    // SAFETY: runs on the pjlib thread inside a pjsua callback; `info` is valid writable memory.
-    let status = unsafe { sys::pjsua_call_get_info(call, &mut *info) };
-    (status == sys::PJ_SUCCESS as sys::pj_status_t).then_some(info)
+    // SAFETY: only called from pjsua's SIP callbacks, which run on the pjlib thread.
+    let pj = unsafe { Pjsua::assume_pjlib_thread() };
+    pj.call_get_info(call).ok()
 }
 
 pub(crate) unsafe extern "C" fn on_incoming_call(
@@ -153,8 +154,10 @@ pub(crate) unsafe extern "C" fn on_reg_state2(
         let param = unsafe { info.as_ref().and_then(|i| i.cbparam.as_ref()) };
         if let Some(p) = param {
             let mut reason = pjstr::to_string(&p.reason);
-            if p.status != sys::PJ_SUCCESS as sys::pj_status_t && reason.is_empty() {
-                reason = crate::error::pj_message(p.status);
+            if reason.is_empty() {
+                if let Err(Error::Pj { message, .. }) = check(p.status, "REGISTER") {
+                    reason = message;
+                }
             }
             push(Record::Registration {
                 code: p.code as u16,

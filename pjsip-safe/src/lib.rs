@@ -30,6 +30,7 @@ mod log_limit;
 pub mod media;
 pub mod panics;
 mod pjstr;
+mod pjsua;
 mod port;
 mod runtime;
 

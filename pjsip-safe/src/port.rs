@@ -73,11 +73,12 @@ impl PortHandle {
         uplink: UplinkRt,
         downlink: DownlinkRt,
         tap: Option<TapRt>,
-        pool: *mut sys::pj_pool_t,
+        pool: crate::pjsua::Pool,
     ) -> crate::Result<Self> {
         let mut port = Box::new(BotPort {
             base: sys::pjmedia_port::default(),
-            pool,
+            // Owned by the port from here on: released in on_destroy (or below on failure).
+            pool: pool.into_raw(),
             uplink,
             downlink,
             tap,
@@ -116,6 +117,12 @@ impl PortHandle {
         self.port.as_ptr().cast()
     }
 
+    /// The port's pool, for `pjsua_conf_add_port` (2.12 allocates the bridge's state in it).
+    pub(crate) fn pool(&self) -> *mut sys::pj_pool_t {
+        // SAFETY: the port is live until `destroy`; `pool` is written only in `new`.
+        unsafe { self.port.as_ref() }.pool
+    }
+
     /// Counters of both queues, readable from the pjlib thread while the port is live.
     pub(crate) fn stats(&self) -> MediaStats {
         // SAFETY: the port is live until `destroy`; the stats are atomics, safe to read while
@@ -136,8 +143,8 @@ impl PortHandle {
     pub(crate) fn destroy(self) {
         // SAFETY: the port was created by `new` and is destroyed exactly once (self is consumed).
         let status = unsafe { sys::pjmedia_port_destroy(self.as_pjmedia_port()) };
-        if status != sys::PJ_SUCCESS as sys::pj_status_t {
-            tracing::warn!("pjmedia_port_destroy: {}", crate::error::pj_message(status));
+        if let Err(e) = crate::error::check(status, "pjmedia_port_destroy") {
+            tracing::warn!("{e}");
         }
     }
 }

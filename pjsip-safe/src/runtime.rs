@@ -7,10 +7,8 @@
 
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::mem::MaybeUninit;
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::ptr;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
@@ -19,13 +17,14 @@ use pjsip_sys as sys;
 use crate::callbacks::{self, Record};
 use crate::config::{AnswerMode, ContactRewrite, EngineConfig, Transport};
 use crate::engine::{CallStats, CodecInfo, Command, EngineInfo};
-use crate::error::{check, check_bind, Error, Result};
+use crate::error::{check, Error, Result};
 use crate::event::{
     CallId, CallMedia, CallState, Direction, Event, MediaInfo, MediaStatus, Registration,
     RejectReason,
 };
 use crate::media::{downlink_channel, tap_channel, uplink_channel, DownlinkRt, TapRt, UplinkRt};
 use crate::pjstr::{self, cstring};
+use crate::pjsua::{self, Pjsua};
 use crate::port::PortHandle;
 
 /// How long one `pjsua_handle_events` may block: the upper bound of command latency.
@@ -48,6 +47,7 @@ struct CallRecord {
 }
 
 struct State {
+    pj: Pjsua,
     config: EngineConfig,
     events: flume::Sender<Event>,
     calls: HashMap<sys::pjsua_call_id, CallRecord>,
@@ -86,24 +86,21 @@ pub(crate) fn run(
 ) {
     let _guard = RunningGuard;
     callbacks::clear_records();
-    // SAFETY: both only store a value in pjlib's logging globals (no pjlib state needed yet).
     // pjsua_create logs before pjsua_init installs our callback; without this, those lines
     // would go to stdout past `tracing`.
-    unsafe {
-        sys::pj_log_set_log_func(Some(callbacks::on_log));
-        sys::pj_log_set_level(config.log_level as i32);
-    }
-    // SAFETY: pjsua_create registers this thread with pjlib; every later pjsua call of ours is
-    // made from this thread.
-    if let Err(e) = check(unsafe { sys::pjsua_create() }, "pjsua_create") {
-        let _ = ready.send(Err(e));
-        return;
-    }
-    let mut state = match init(config, events.clone()) {
+    pjsua::set_log_func(callbacks::on_log, config.log_level as i32);
+    let pj = match Pjsua::create() {
+        Ok(pj) => pj,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let mut state = match init(pj, config, events.clone()) {
         Ok(state) => state,
         Err(e) => {
-            // SAFETY: pjsua was created above on this thread; destroy undoes a partial init.
-            unsafe { sys::pjsua_destroy() };
+            // Undoes a partial init; the start-up error is the one worth reporting.
+            let _ = pj.destroy();
             let _ = ready.send(Err(e));
             return;
         }
@@ -136,8 +133,7 @@ pub(crate) fn run(
         state.handle_records();
         state.answer_due_calls();
         state.housekeeping();
-        // SAFETY: on the pjlib thread; the timeout is a plain value.
-        unsafe { sys::pjsua_handle_events(POLL.as_millis() as u32) };
+        state.pj.handle_events(POLL.as_millis() as u32);
         state.handle_records();
     }
     let result = state.shutdown();
@@ -154,7 +150,7 @@ fn jb(value: Option<u32>) -> i32 {
     value.map_or(-1, |v| v as i32)
 }
 
-fn init(config: EngineConfig, events: flume::Sender<Event>) -> Result<State> {
+fn init(pj: Pjsua, config: EngineConfig, events: flume::Sender<Event>) -> Result<State> {
     // Each call takes an RTP and an RTCP port; a range smaller than that refuses calls late.
     let rtp_calls = u32::from(config.rtp_port_range) / 2;
     if rtp_calls < config.max_calls {
@@ -181,12 +177,7 @@ fn init(config: EngineConfig, events: flume::Sender<Event>) -> Result<State> {
         });
     }
 
-    // SAFETY: the *_default functions fill the whole struct; all fields are plain data.
-    let mut ua = unsafe {
-        let mut c = MaybeUninit::<sys::pjsua_config>::uninit();
-        sys::pjsua_config_default(c.as_mut_ptr());
-        c.assume_init()
-    };
+    let mut ua = pj.default_config();
     // Headroom above our own cap: pjsua answers INVITEs beyond its `max_calls` with 486 by
     // itself, before `on_incoming_call`, so the application would never hear of them
     // (no `IncomingRejected`). Our cap is enforced in `State::incoming` / `make_call` instead.
@@ -211,23 +202,13 @@ fn init(config: EngineConfig, events: flume::Sender<Event>) -> Result<State> {
     ua.cb.on_call_transfer_request2 = Some(callbacks::on_call_transfer_request2);
     ua.cb.on_call_replace_request2 = Some(callbacks::on_call_replace_request2);
 
-    // SAFETY: as above.
-    let mut log = unsafe {
-        let mut c = MaybeUninit::<sys::pjsua_logging_config>::uninit();
-        sys::pjsua_logging_config_default(c.as_mut_ptr());
-        c.assume_init()
-    };
+    let mut log = pj.default_logging_config();
     log.level = config.log_level;
     log.console_level = config.log_level;
     log.msg_logging = pj_bool(config.log_level >= 5);
     log.cb = Some(callbacks::on_log);
 
-    // SAFETY: as above.
-    let mut med = unsafe {
-        let mut c = MaybeUninit::<sys::pjsua_media_config>::uninit();
-        sys::pjsua_media_config_default(c.as_mut_ptr());
-        c.assume_init()
-    };
+    let mut med = pj.default_media_config();
     med.clock_rate = crate::media::SAMPLE_RATE;
     med.snd_clock_rate = 0;
     med.channel_count = 1;
@@ -242,28 +223,22 @@ fn init(config: EngineConfig, events: flume::Sender<Event>) -> Result<State> {
     med.jb_max_pre = jb(config.jitter.max_prefetch_ms);
     med.jb_max = jb(config.jitter.max_ms);
 
-    // SAFETY: the configs are fully initialised; pjsua copies what it keeps.
-    check(unsafe { sys::pjsua_init(&ua, &log, &med) }, "pjsua_init")?;
+    pj.init(&ua, &log, &med)?;
     // Before any transport exists: no request reaches pjsua unfiltered.
-    crate::edge::install()?;
-    // SAFETY: after pjsua_init, on this thread.
-    check(
-        unsafe { sys::pjsua_set_null_snd_dev() },
-        "pjsua_set_null_snd_dev",
-    )?;
-    configure_codecs(&config)?;
+    crate::edge::install(pj)?;
+    pj.set_null_snd_dev()?;
+    configure_codecs(pj, &config)?;
 
     // Blocks while pjsua waits for the STUN servers (about 8 s for each that does not answer).
-    let (transports, sip_addresses, udp_published) = create_transports(&config)?;
-    let default_acc = add_local_account(&config, transports[0])?;
+    let (transports, sip_addresses, udp_published) = create_transports(pj, &config)?;
+    let default_acc = add_local_account(pj, &config, transports[0])?;
     let trunk_acc = match &config.account {
-        Some(_) => Some(add_trunk_account(&config)?),
+        Some(_) => Some(add_trunk_account(pj, &config)?),
         None => None,
     };
-    // SAFETY: after init and transport creation, on this thread.
-    check(unsafe { sys::pjsua_start() }, "pjsua_start")?;
+    pj.start()?;
 
-    let codecs = list_codecs();
+    let codecs = list_codecs(pj);
     let info = EngineInfo {
         pjsip_version: pjsip_version(),
         sip_addresses,
@@ -274,6 +249,7 @@ fn init(config: EngineConfig, events: flume::Sender<Event>) -> Result<State> {
         udp_published,
     };
     Ok(State {
+        pj,
         config,
         events,
         calls: HashMap::new(),
@@ -289,21 +265,12 @@ fn init(config: EngineConfig, events: flume::Sender<Event>) -> Result<State> {
     })
 }
 
-pub(crate) fn pjsip_version() -> String {
-    // SAFETY: returns a pointer to a static NUL-terminated string.
-    unsafe { std::ffi::CStr::from_ptr(sys::voiceagent_pj_version()) }
-        .to_string_lossy()
-        .into_owned()
-}
+pub(crate) use pjsua::pjsip_version;
 
-fn configure_codecs(config: &EngineConfig) -> Result<()> {
-    let available = list_codecs();
-    let all = CString::default();
-    // SAFETY: on the pjlib thread after init; "" matches every codec (disable all first).
-    check(
-        unsafe { sys::pjsua_codec_set_priority(&pjstr::borrow(&all), 0) },
-        "pjsua_codec_set_priority",
-    )?;
+fn configure_codecs(pj: Pjsua, config: &EngineConfig) -> Result<()> {
+    let available = list_codecs(pj);
+    // "" matches every codec: disable all first.
+    pj.codec_set_priority(c"", 0)?;
     for (rank, name) in config.codecs.iter().enumerate() {
         if !available
             .iter()
@@ -325,29 +292,16 @@ fn configure_codecs(config: &EngineConfig) -> Result<()> {
         let priority = (sys::PJMEDIA_CODEC_PRIO_HIGHEST as usize)
             .saturating_sub(rank)
             .max(1) as u8;
-        // SAFETY: as above; the id is only read during the call.
-        check(
-            unsafe { sys::pjsua_codec_set_priority(&pjstr::borrow(&id), priority) },
-            "pjsua_codec_set_priority",
-        )?;
+        pj.codec_set_priority(&id, priority)?;
     }
-    configure_opus(config)
+    configure_opus(pj, config)
 }
 
-fn configure_opus(config: &EngineConfig) -> Result<()> {
-    let id = c"opus/48000/2";
-    let mut param = sys::pjmedia_codec_param::default();
-    // SAFETY: on the pjlib thread after init; `param` is writable.
-    let status = unsafe { sys::pjsua_codec_get_param(&pjstr::borrow(id), &mut param) };
-    if status != sys::PJ_SUCCESS as sys::pj_status_t {
+fn configure_opus(pj: Pjsua, config: &EngineConfig) -> Result<()> {
+    let Ok(mut param) = pj.codec_get_param(c"opus/48000/2") else {
         return Ok(()); // no Opus in this build: nothing to configure
-    }
-    let mut opus = sys::pjmedia_codec_opus_config::default();
-    // SAFETY: as above.
-    check(
-        unsafe { sys::pjmedia_codec_opus_get_config(&mut opus) },
-        "pjmedia_codec_opus_get_config",
-    )?;
+    };
+    let mut opus = pj.opus_get_config()?;
     opus.sample_rate = 48000;
     opus.channel_cnt = 1;
     opus.bit_rate = config.opus.bitrate.unwrap_or(0);
@@ -356,22 +310,13 @@ fn configure_opus(config: &EngineConfig) -> Result<()> {
     opus.packet_loss = config.opus.packet_loss_percent;
     param.setting.set_plc(u32::from(config.opus.fec));
     param.setting.set_vad(0);
-    // SAFETY: as above; both structs are initialised.
-    check(
-        unsafe { sys::pjmedia_codec_opus_set_default_param(&opus, &mut param) },
-        "pjmedia_codec_opus_set_default_param",
-    )
+    pj.opus_set_default_param(&opus, &mut param)
 }
 
-fn list_codecs() -> Vec<CodecInfo> {
-    let mut infos: Vec<sys::pjsua_codec_info> = (0..64).map(|_| Default::default()).collect();
-    let mut count = infos.len() as u32;
-    // SAFETY: `infos` has room for `count` entries.
-    let status = unsafe { sys::pjsua_enum_codecs(infos.as_mut_ptr(), &mut count) };
-    if status != sys::PJ_SUCCESS as sys::pj_status_t {
-        return Vec::new();
-    }
-    infos[..count as usize]
+/// The codec manager's codecs; none when PJSIP cannot list them.
+fn list_codecs(pj: Pjsua) -> Vec<CodecInfo> {
+    let infos = pj.enum_codecs().unwrap_or_default();
+    infos
         .iter()
         .map(|c| CodecInfo {
             id: pjstr::to_string(&c.codec_id),
@@ -381,13 +326,12 @@ fn list_codecs() -> Vec<CodecInfo> {
 }
 
 fn transport_config(
+    pj: Pjsua,
     config: &EngineConfig,
     public: &Option<CString>,
     bound: &Option<CString>,
 ) -> sys::pjsua_transport_config {
-    let mut t = sys::pjsua_transport_config::default();
-    // SAFETY: fills the struct.
-    unsafe { sys::pjsua_transport_config_default(&mut t) };
+    let mut t = pj.transport_config_default();
     t.port = u32::from(config.sip_port);
     if let Some(p) = public {
         t.public_addr = pjstr::borrow(p);
@@ -418,7 +362,7 @@ fn nat_addresses(config: &EngineConfig) -> Result<(Option<CString>, Option<CStri
 /// address (`host:port`).
 type Transports = (Vec<sys::pjsua_transport_id>, Vec<String>, Option<String>);
 
-fn create_transports(config: &EngineConfig) -> Result<Transports> {
+fn create_transports(pj: Pjsua, config: &EngineConfig) -> Result<Transports> {
     let (public, bound) = nat_addresses(config)?;
     let mut ids = Vec::new();
     let mut addresses = Vec::new();
@@ -428,14 +372,9 @@ fn create_transports(config: &EngineConfig) -> Result<Transports> {
             Transport::Udp => (sys::PJSIP_TRANSPORT_UDP, "SIP UDP"),
             Transport::Tcp => (sys::PJSIP_TRANSPORT_TCP, "SIP TCP"),
         };
-        let cfg = transport_config(config, &public, &bound);
-        let mut id = 0;
-        // SAFETY: on the pjlib thread; `cfg` and its strings are valid for the call (copied).
-        let status = unsafe { sys::pjsua_transport_create(kind, &cfg, &mut id) };
-        check_bind(status, "pjsua_transport_create", name, config.sip_port)?;
-        let mut info = sys::pjsua_transport_info::default();
-        // SAFETY: `id` is a transport we just created.
-        if unsafe { sys::pjsua_transport_get_info(id, &mut info) } == sys::PJ_SUCCESS as i32 {
+        let cfg = transport_config(pj, config, &public, &bound);
+        let id = pj.transport_create(kind, &cfg, name, config.sip_port)?;
+        if let Ok(info) = pj.transport_get_info(id) {
             // local_name is the published address (public, STUN-mapped or local).
             let published = format!(
                 "{}:{}",
@@ -477,7 +416,7 @@ unsafe extern "C" fn on_stun_resolved(result: *const sys::pj_stun_resolve_result
 fn stun_server(config: &EngineConfig) -> Option<String> {
     let verdict = *STUN_RESOLVED.lock().unwrap_or_else(|e| e.into_inner());
     match verdict {
-        Some((status, index)) if status == sys::PJ_SUCCESS as sys::pj_status_t => {
+        Some((status, index)) if check(status, "STUN resolution").is_ok() => {
             config.stun_servers.get(index as usize).cloned()
         }
         _ => None,
@@ -534,45 +473,25 @@ fn apply_account_media(
 }
 
 fn add_local_account(
+    pj: Pjsua,
     config: &EngineConfig,
     transport: sys::pjsua_transport_id,
 ) -> Result<sys::pjsua_acc_id> {
-    let mut acc_id = 0;
-    // SAFETY: on the pjlib thread; the transport exists.
-    check(
-        unsafe { sys::pjsua_acc_add_local(transport, pj_bool(true), &mut acc_id) },
-        "pjsua_acc_add_local",
-    )?;
-    // SAFETY: a temporary pool for reading the account config; released below.
-    let pool = unsafe { sys::pjsua_pool_create(c"va-acc".as_ptr(), 1024, 1024) };
-    if pool.is_null() {
-        return Err(Error::Internal("pjsua_pool_create returned null".into()));
+    let acc_id = pj.acc_add_local(transport)?;
+    // Holds the config's strings while we modify it; released when this function returns.
+    let pool = pj.pool_create(c"va-acc")?;
+    let mut acc = pj.acc_get_config(acc_id, &pool)?;
+    let (public, bound) = nat_addresses(config)?;
+    apply_account_media(config, &mut acc, &public, &bound);
+    let contact = public_contact(config, None)?;
+    if let Some(c) = &contact {
+        acc.force_contact = pjstr::borrow(c);
     }
-    let result = (|| {
-        let mut acc = sys::pjsua_acc_config::default();
-        // SAFETY: `acc_id` is valid; pjsua copies the config's strings into `pool`.
-        check(
-            unsafe { sys::pjsua_acc_get_config(acc_id, pool, &mut acc) },
-            "pjsua_acc_get_config",
-        )?;
-        let (public, bound) = nat_addresses(config)?;
-        apply_account_media(config, &mut acc, &public, &bound);
-        let contact = public_contact(config, None)?;
-        if let Some(c) = &contact {
-            acc.force_contact = pjstr::borrow(c);
-        }
-        // SAFETY: `acc` is fully initialised; pjsua duplicates what it keeps.
-        check(
-            unsafe { sys::pjsua_acc_modify(acc_id, &acc) },
-            "pjsua_acc_modify",
-        )
-    })();
-    // SAFETY: the pool was created above and nothing refers to it after pjsua_acc_modify.
-    unsafe { sys::pj_pool_release(pool) };
-    result.map(|()| acc_id)
+    pj.acc_modify(acc_id, &acc)?;
+    Ok(acc_id)
 }
 
-fn add_trunk_account(config: &EngineConfig) -> Result<sys::pjsua_acc_id> {
+fn add_trunk_account(pj: Pjsua, config: &EngineConfig) -> Result<sys::pjsua_acc_id> {
     let Some(account) = &config.account else {
         return Err(Error::Internal("no account configured".into()));
     };
@@ -598,9 +517,7 @@ fn add_trunk_account(config: &EngineConfig) -> Result<sys::pjsua_acc_id> {
     let (public, bound) = nat_addresses(config)?;
     let contact = public_contact(config, Some(&account.username))?;
 
-    let mut acc = sys::pjsua_acc_config::default();
-    // SAFETY: after pjsua_init (so timer/100rel defaults are copied from the UA config).
-    unsafe { sys::pjsua_acc_config_default(&mut acc) };
+    let mut acc = pj.acc_config_default();
     acc.id = pjstr::borrow(&id);
     acc.reg_uri = pjstr::borrow(&reg_uri);
     acc.reg_timeout = account.reg_interval.as_secs() as u32;
@@ -637,28 +554,15 @@ fn add_trunk_account(config: &EngineConfig) -> Result<sys::pjsua_acc_id> {
         acc.force_contact = pjstr::borrow(c);
     }
 
-    let mut acc_id = 0;
-    // SAFETY: `acc` and all strings it points to are valid for the call; pjsua duplicates them.
-    check(
-        unsafe { sys::pjsua_acc_add(&acc, pj_bool(true), &mut acc_id) },
-        "pjsua_acc_add",
-    )?;
-    Ok(acc_id)
+    pj.acc_add(&acc)
 }
 
-fn call_setting() -> sys::pjsua_call_setting {
-    let mut opt = sys::pjsua_call_setting::default();
-    // SAFETY: fills the struct.
-    unsafe { sys::pjsua_call_setting_default(&mut opt) };
-    // SAFETY: `opt` is initialised; the shim sets the counts, including 2.16+'s text stream.
-    unsafe { sys::voiceagent_call_setting_audio_only(&mut opt) };
-    opt
-}
-
-/// Ends a call: `code` is the final response of an unanswered incoming call (0: pjsua picks).
-fn hangup(idx: sys::pjsua_call_id, code: u16) {
-    // SAFETY: on the pjlib thread; hanging up an id that is already gone just fails.
-    unsafe { sys::pjsua_call_hangup(idx, code.into(), ptr::null(), ptr::null()) };
+/// Ends a call we are giving up on: `code` is the final response of an unanswered incoming
+/// call (0: pjsua picks). A call that is already gone is no error here, so it is only logged.
+fn hangup(pj: Pjsua, idx: sys::pjsua_call_id, code: u16) {
+    if let Err(e) = pj.call_hangup(idx, code) {
+        tracing::debug!(pjsua_call = idx, "hang-up: {e}");
+    }
 }
 
 fn map_state(state: sys::pjsip_inv_state) -> CallState {
@@ -733,15 +637,9 @@ impl State {
                 let _ = reply.send(self.answer(call));
             }
             Command::Hangup { call, code, reply } => {
-                let result = self.pj_index(call).and_then(|idx| {
-                    // SAFETY: on the pjlib thread; `idx` is a live call of ours.
-                    check(
-                        unsafe {
-                            sys::pjsua_call_hangup(idx, code.into(), ptr::null(), ptr::null())
-                        },
-                        "pjsua_call_hangup",
-                    )
-                });
+                let result = self
+                    .pj_index(call)
+                    .and_then(|idx| self.pj.call_hangup(idx, code));
                 let _ = reply.send(result);
             }
             Command::MakeCall { uri, reply } => {
@@ -754,11 +652,7 @@ impl State {
             } => {
                 let result = self.pj_index(call).and_then(|idx| {
                     let target = cstring("transfer target", &target)?;
-                    // SAFETY: on the pjlib thread; the target is valid during the call (copied).
-                    check(
-                        unsafe { sys::pjsua_call_xfer(idx, &pjstr::borrow(&target), ptr::null()) },
-                        "pjsua_call_xfer",
-                    )
+                    self.pj.call_xfer(idx, &target)
                 });
                 let _ = reply.send(result);
             }
@@ -777,12 +671,8 @@ impl State {
         if let Some(r) = self.calls.get_mut(&idx) {
             r.answer_at = None;
         }
-        let opt = call_setting();
-        // SAFETY: on the pjlib thread; `idx` is a live incoming call.
-        check(
-            unsafe { sys::pjsua_call_answer2(idx, &opt, 200, ptr::null(), ptr::null()) },
-            "pjsua_call_answer2",
-        )
+        let opt = self.pj.call_setting_audio_only();
+        self.pj.call_answer(idx, &opt, 200)
     }
 
     fn make_call(&mut self, uri: &str) -> Result<CallId> {
@@ -794,50 +684,25 @@ impl State {
             return Err(Error::TooManyCalls(self.config.max_calls));
         }
         let c_uri = cstring("uri", uri)?;
-        // SAFETY: a NUL-terminated string.
-        if unsafe { sys::pjsua_verify_sip_url(c_uri.as_ptr()) } != sys::PJ_SUCCESS as i32 {
+        if self.pj.verify_sip_url(&c_uri).is_err() {
             return Err(Error::Config {
                 key: "uri",
                 problem: format!("`{uri}` is not a valid SIP URI (e.g. sip:100@192.0.2.10:5060)"),
             });
         }
-        let opt = call_setting();
-        let mut idx = sys::PJSUA_INVALID_ID;
-        // SAFETY: on the pjlib thread; the URI is copied by pjsua.
-        check(
-            unsafe {
-                sys::pjsua_call_make_call(
-                    self.default_acc,
-                    &pjstr::borrow(&c_uri),
-                    &opt,
-                    ptr::null_mut(),
-                    ptr::null(),
-                    &mut idx,
-                )
-            },
-            "pjsua_call_make_call",
-        )?;
+        let opt = self.pj.call_setting_audio_only();
+        let idx = self.pj.call_make_call(self.default_acc, &c_uri, &opt)?;
         Ok(self.new_record(idx, Direction::Outgoing))
     }
 
     fn stats(&self, idx: sys::pjsua_call_id) -> Result<CallStats> {
-        let mut info = Box::<sys::pjsua_call_info>::default();
-        // SAFETY: on the pjlib thread; `info` is writable.
-        check(
-            unsafe { sys::pjsua_call_get_info(idx, &mut *info) },
-            "pjsua_call_get_info",
-        )?;
+        let info = self.pj.call_get_info(idx)?;
         let med = audio_media_index(&info).ok_or(Error::InvalidCallState {
             call: self.calls[&idx].id,
             problem: "no audio stream",
         })?;
-        let media = media_info(idx, med);
-        let mut stat = Box::<sys::pjsua_stream_stat>::default();
-        // SAFETY: as above.
-        check(
-            unsafe { sys::pjsua_call_get_stream_stat(idx, med, &mut *stat) },
-            "pjsua_call_get_stream_stat",
-        )?;
+        let media = media_info(self.pj, idx, med);
+        let stat = self.pj.call_get_stream_stat(idx, med)?;
         let queues = self.calls[&idx].port.as_ref().map(|p| p.stats());
         Ok(CallStats {
             media,
@@ -871,8 +736,7 @@ impl State {
                 tracing::error!("panic in the engine while handling a callback: {message}");
                 let id = call.and_then(|c| self.calls.get(&c)).map(|r| r.id);
                 if let Some(idx) = call {
-                    // SAFETY: on the pjlib thread; hanging up an unknown id just fails.
-                    unsafe { sys::pjsua_call_hangup(idx, 500, ptr::null(), ptr::null()) };
+                    hangup(self.pj, idx, 500);
                 }
                 self.emit(Event::InternalError { call: id, message });
             }
@@ -933,7 +797,7 @@ impl State {
 
     fn reject(&mut self, idx: sys::pjsua_call_id, code: u16) {
         self.refused.insert(idx);
-        hangup(idx, code);
+        hangup(self.pj, idx, code);
     }
 
     fn incoming(
@@ -985,9 +849,11 @@ impl State {
             return;
         }
         let id = self.new_record(idx, Direction::Incoming);
-        let opt = call_setting();
-        // SAFETY: on the pjlib thread; `idx` is the incoming call.
-        unsafe { sys::pjsua_call_answer2(idx, &opt, 180, ptr::null(), ptr::null()) };
+        let opt = self.pj.call_setting_audio_only();
+        if let Err(e) = self.pj.call_answer(idx, &opt, 180) {
+            // The INVITE may already be cancelled; its state change will end the record.
+            tracing::warn!(call = %id, "sending 180 Ringing failed: {e}");
+        }
         self.emit(Event::IncomingCall {
             call: id,
             from,
@@ -1046,7 +912,7 @@ impl State {
         if state == CallState::Disconnected {
             let mut record = self.calls.remove(&idx).expect("looked up above");
             callbacks::set_call_id(idx, None);
-            detach_port(&mut record);
+            detach_port(self.pj, &mut record);
             self.emit(Event::CallEnded {
                 call: id,
                 direction: record.direction,
@@ -1082,7 +948,7 @@ impl State {
             "security: PJSIP has a call the engine did not start or accept; hanging it up"
         );
         self.refused.insert(idx);
-        hangup(idx, 0);
+        hangup(self.pj, idx, 0);
     }
 
     fn media_state(&mut self, idx: sys::pjsua_call_id) {
@@ -1090,11 +956,9 @@ impl State {
             return;
         };
         let id = record.id;
-        let mut info = Box::<sys::pjsua_call_info>::default();
-        // SAFETY: on the pjlib thread; `info` is writable.
-        if unsafe { sys::pjsua_call_get_info(idx, &mut *info) } != sys::PJ_SUCCESS as i32 {
+        let Ok(info) = self.pj.call_get_info(idx) else {
             return;
-        }
+        };
         let status = match info.media_status {
             sys::PJSUA_CALL_MEDIA_ACTIVE => MediaStatus::Active,
             sys::PJSUA_CALL_MEDIA_LOCAL_HOLD => MediaStatus::LocalHold,
@@ -1109,13 +973,13 @@ impl State {
             let _ = self.events.send(Event::MediaChanged { call: id, status });
             return;
         }
-        if let Err(e) = attach_port(record, slot) {
+        if let Err(e) = attach_port(self.pj, record, slot) {
             tracing::error!(call = %id, "cannot connect the call's audio: {e}");
-            hangup(idx, 500);
+            hangup(self.pj, idx, 500);
             return;
         }
         let media = audio_media_index(&info)
-            .map(|m| media_info(idx, m))
+            .map(|m| media_info(self.pj, idx, m))
             .unwrap_or_else(|| MediaInfo {
                 codec: String::new(),
                 clock_rate: 0,
@@ -1157,94 +1021,72 @@ impl State {
         self.accepting = false;
         let deadline = Instant::now() + self.config.shutdown_timeout;
         let unregistering = match self.trunk_acc {
-            Some(acc) if self.registered => {
-                // SAFETY: on the pjlib thread; `acc` is our account. Unregister first so the
-                // registrar stops sending new INVITEs.
-                let status = unsafe { sys::pjsua_acc_set_registration(acc, pj_bool(false)) };
-                status == sys::PJ_SUCCESS as sys::pj_status_t
-            }
+            // Unregister first so the registrar stops sending new INVITEs.
+            Some(acc) if self.registered => self.pj.acc_set_registration(acc, false).is_ok(),
             _ => false,
         };
-        // SAFETY: on the pjlib thread.
-        unsafe { sys::pjsua_call_hangup_all() };
+        self.pj.call_hangup_all();
         // Wait for the BYEs' and the unregistration's answers here rather than inside
         // pjsua_destroy, so their events (CallEnded, Registration::Unregistered) still reach
         // the application.
         while (!self.calls.is_empty() || (unregistering && self.registered))
             && Instant::now() < deadline
         {
-            // SAFETY: as above.
-            unsafe { sys::pjsua_handle_events(10) };
+            self.pj.handle_events(10);
             self.handle_records();
         }
         for (idx, mut record) in self.calls.drain() {
             callbacks::set_call_id(idx, None);
-            detach_port(&mut record);
+            detach_port(self.pj, &mut record);
         }
-        // SAFETY: on the pjlib thread that created pjsua; nothing of ours refers to pjsua state
-        // after this (ports are destroyed, records drained). It unregisters remaining accounts
-        // (bounded by unreg_timeout) and shuts pjlib down.
-        let status = unsafe { sys::pjsua_destroy() };
+        // Nothing of ours refers to pjsua state after this (ports are destroyed, records
+        // drained).
+        let result = self.pj.destroy();
         callbacks::clear_records();
-        check(status, "pjsua_destroy")
+        result
     }
 }
 
-fn media_info(idx: sys::pjsua_call_id, med: u32) -> MediaInfo {
-    let mut si = Box::<sys::pjsua_stream_info>::default();
-    // SAFETY: on the pjlib thread; `si` is writable.
-    let ok =
-        unsafe { sys::pjsua_call_get_stream_info(idx, med, &mut *si) } == sys::PJ_SUCCESS as i32;
-    if !ok || si.type_ != sys::PJMEDIA_TYPE_AUDIO {
-        return MediaInfo {
-            codec: String::new(),
-            clock_rate: 0,
-            channels: 0,
-            remote_rtp: String::new(),
-        };
+fn media_info(pj: Pjsua, idx: sys::pjsua_call_id, med: u32) -> MediaInfo {
+    let none = MediaInfo {
+        codec: String::new(),
+        clock_rate: 0,
+        channels: 0,
+        remote_rtp: String::new(),
+    };
+    let Ok(si) = pj.call_get_stream_info(idx, med) else {
+        return none;
+    };
+    if si.type_ != sys::PJMEDIA_TYPE_AUDIO {
+        return none;
     }
     // SAFETY: type_ is AUDIO, so the `aud` member of the union is the valid one.
     let aud = unsafe { &si.info.aud };
-    let mut addr = [0 as std::ffi::c_char; 64];
-    // SAFETY: writes at most addr.len() bytes including the NUL.
-    unsafe {
-        sys::pj_sockaddr_print(
-            &aud.rem_addr as *const _ as *const _,
-            addr.as_mut_ptr(),
-            addr.len() as i32,
-            3,
-        )
-    };
     MediaInfo {
         codec: pjstr::to_string(&aud.fmt.encoding_name),
         clock_rate: aud.fmt.clock_rate,
         channels: aud.fmt.channel_cnt,
-        remote_rtp: pjstr::from_c_array(&addr),
+        remote_rtp: pjsua::sockaddr_string(&aud.rem_addr),
     }
 }
 
 /// Creates the call's port on first use and connects it both ways to `slot`.
-fn attach_port(record: &mut CallRecord, slot: sys::pjsua_conf_port_id) -> Result<()> {
+fn attach_port(pj: Pjsua, record: &mut CallRecord, slot: sys::pjsua_conf_port_id) -> Result<()> {
     if record.port.is_none() {
         let (uplink, downlink, tap) = record
             .pending_rt
             .take()
             .ok_or_else(|| Error::Internal("media queues already used".into()))?;
-        // SAFETY: a per-call pool, released with the port in on_destroy.
-        let pool = unsafe { sys::pjsua_pool_create(c"va-call".as_ptr(), 1024, 1024) };
-        if pool.is_null() {
-            return Err(Error::Internal("pjsua_pool_create returned null".into()));
-        }
+        // A per-call pool, released with the port in on_destroy.
+        let pool = pj.pool_create(c"va-call")?;
         let mut port = PortHandle::new(uplink, downlink, tap, pool)?;
-        let mut port_slot = sys::PJSUA_INVALID_ID;
-        // SAFETY: on the pjlib thread; the port and pool live until on_destroy.
-        let status =
-            unsafe { sys::pjsua_conf_add_port(pool, port.as_pjmedia_port(), &mut port_slot) };
-        if let Err(e) = check(status, "pjsua_conf_add_port") {
-            port.destroy();
-            return Err(e);
+        match pj.conf_add_port(port.pool(), port.as_pjmedia_port()) {
+            Ok(port_slot) => port.slot = Some(port_slot),
+            Err(e) => {
+                port.destroy();
+                return Err(e);
+            }
         }
-        port.slot = Some(port_slot);
         record.port = Some(port);
     }
     let port_slot = record
@@ -1255,28 +1097,20 @@ fn attach_port(record: &mut CallRecord, slot: sys::pjsua_conf_port_id) -> Result
     if record.connected_to == Some(slot) {
         return Ok(());
     }
-    // SAFETY: on the pjlib thread; both slots are live (the call's slot was just read from
-    // pjsua_call_get_info, ours is added).
-    unsafe {
-        check(
-            sys::pjsua_conf_connect(slot, port_slot),
-            "pjsua_conf_connect",
-        )?;
-        check(
-            sys::pjsua_conf_connect(port_slot, slot),
-            "pjsua_conf_connect",
-        )?;
-    }
+    // Both slots are live: the call's was just read from pjsua_call_get_info, ours is added.
+    pj.conf_connect(slot, port_slot)?;
+    pj.conf_connect(port_slot, slot)?;
     record.connected_to = Some(slot);
     Ok(())
 }
 
 /// Removes the call's port from the bridge and destroys it (freed in on_destroy).
-fn detach_port(record: &mut CallRecord) {
+fn detach_port(pj: Pjsua, record: &mut CallRecord) {
     if let Some(port) = record.port.take() {
         if let Some(slot) = port.slot {
-            // SAFETY: on the pjlib thread; our slot is live until removed here.
-            unsafe { sys::pjsua_conf_remove_port(slot) };
+            if let Err(e) = pj.conf_remove_port(slot) {
+                tracing::warn!(call = %record.id, "{e}");
+            }
         }
         port.destroy();
     }
