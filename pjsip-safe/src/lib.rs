@@ -21,11 +21,13 @@
 //! fails with [`Error::AlreadyRunning`]. Dropping the [`Engine`] shuts it down gracefully.
 
 mod callbacks;
+mod command;
 mod config;
 pub mod edge;
 mod engine;
 mod error;
 mod event;
+mod info;
 mod log_limit;
 pub mod media;
 pub mod panics;
@@ -38,19 +40,20 @@ pub use config::{
     AccountConfig, AnswerMode, ContactRewrite, EngineConfig, JitterConfig, OpusConfig, Secret,
     Transport, DEFAULT_CODECS,
 };
-pub use engine::{CallStats, CodecInfo, Engine, EngineHandle, EngineInfo, Pending};
+pub use engine::{Engine, EngineHandle, Pending};
 pub use error::{Error, Result};
 pub use event::{
     CallId, CallMedia, CallState, Direction, Event, EventReceiver, MediaInfo, MediaStatus,
     Registration, RejectReason,
 };
+pub use info::{CallStats, CodecInfo, EngineInfo};
 pub use ipnet::IpNet;
 // Media-port callback timing (benchmarks, docs/BENCHMARKS.md).
 pub use port::{port_totals, CallbackTiming, PortTiming, PortTotals, TIMING_BUCKETS};
 
 /// Version of the PJSIP tree the engine is linked with (e.g. `2.17`).
 pub fn pjsip_version() -> String {
-    runtime::pjsip_version()
+    pjsua::pjsip_version()
 }
 
 /// Where that tree came from (`upstream`, `debian`, `source tree`, `installed prefix`).
