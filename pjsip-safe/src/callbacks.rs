@@ -8,7 +8,9 @@
 //! pjlib thread's loop (`runtime.rs`) then handles the records with full access to its state and
 //! may call pjsua freely.
 //!
-//! Every callback body runs inside `catch_unwind`: a panic never unwinds into C.
+//! Every callback body runs inside `catch_unwind` (`panics.rs`): a panic never unwinds into C,
+//! and it is logged and counted. A panic in a call's callback also leaves a
+//! [`Record::Failed`], so the loop hangs that call up rather than leave it half-seen.
 //!
 //! Exception: RFC 2833 DTMF arrives on PJSIP's media thread, not ours. It is turned into an event
 //! right there through process-wide, lock-light state ([`DTMF_SINK`], [`CALL_IDS`]).
@@ -16,7 +18,6 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -24,6 +25,7 @@ use pjsip_sys as sys;
 
 use crate::error::{check, Error};
 use crate::event::{CallId, Event};
+use crate::panics::{self, fault_point, RtPlace};
 use crate::pjstr;
 use crate::pjsua::Pjsua;
 
@@ -57,6 +59,12 @@ pub(crate) enum Record {
         reason: String,
         last: bool,
     },
+    /// A callback about this call panicked (already logged and counted): what it should have
+    /// recorded is lost, so the loop hangs the call up.
+    Failed {
+        call: sys::pjsua_call_id,
+        place: &'static str,
+    },
 }
 
 thread_local! {
@@ -74,6 +82,18 @@ pub(crate) fn clear_records() {
 
 fn push(record: Record) {
     RECORDS.with(|r| r.borrow_mut().push_back(record));
+}
+
+/// Runs the body of a SIP callback (pjlib thread). A panic is logged and counted; if the
+/// callback was about a call, a [`Record::Failed`] tells the loop to hang it up.
+fn sip_callback(place: &'static str, call: Option<sys::pjsua_call_id>, body: impl FnOnce()) {
+    let completed = panics::guard(place, false, || {
+        body();
+        true
+    });
+    if let (false, Some(call)) = (completed, call) {
+        panics::guard(place, (), || push(Record::Failed { call, place }));
+    }
 }
 
 /// pjsua call index → our [`CallId`] (0 = none), readable from the media thread for DTMF.
@@ -100,7 +120,7 @@ pub(crate) unsafe extern "C" fn on_incoming_call(
     call: sys::pjsua_call_id,
     rdata: *mut sys::pjsip_rx_data,
 ) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+    sip_callback("on_incoming_call", Some(call), || {
         let source = if rdata.is_null() {
             None
         } else {
@@ -125,11 +145,12 @@ pub(crate) unsafe extern "C" fn on_incoming_call(
             to,
             source,
         });
-    }));
+    });
 }
 
 pub(crate) unsafe extern "C" fn on_call_state(call: sys::pjsua_call_id, _e: *mut sys::pjsip_event) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+    sip_callback("on_call_state", Some(call), || {
+        fault_point!(OnCallState);
         if let Some(i) = call_info(call) {
             push(Record::State {
                 call,
@@ -138,18 +159,20 @@ pub(crate) unsafe extern "C" fn on_call_state(call: sys::pjsua_call_id, _e: *mut
                 reason: pjstr::to_string(&i.last_status_text),
             });
         }
-    }));
+    });
 }
 
 pub(crate) unsafe extern "C" fn on_call_media_state(call: sys::pjsua_call_id) {
-    let _ = catch_unwind(AssertUnwindSafe(|| push(Record::Media { call })));
+    sip_callback("on_call_media_state", Some(call), || {
+        push(Record::Media { call })
+    });
 }
 
 pub(crate) unsafe extern "C" fn on_reg_state2(
     _acc: sys::pjsua_acc_id,
     info: *mut sys::pjsua_reg_info,
 ) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+    sip_callback("on_reg_state2", None, || {
         // SAFETY: pjsua passes a valid reg info whose cbparam lives for the callback.
         let param = unsafe { info.as_ref().and_then(|i| i.cbparam.as_ref()) };
         if let Some(p) = param {
@@ -166,7 +189,7 @@ pub(crate) unsafe extern "C" fn on_reg_state2(
                 unregistering: p.is_unreg != 0,
             });
         }
-    }));
+    });
 }
 
 pub(crate) unsafe extern "C" fn on_call_transfer_status(
@@ -176,7 +199,7 @@ pub(crate) unsafe extern "C" fn on_call_transfer_status(
     last: sys::pj_bool_t,
     p_cont: *mut sys::pj_bool_t,
 ) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+    sip_callback("on_call_transfer_status", Some(call), || {
         // SAFETY: pjsua passes a valid (possibly empty) status text for the callback's duration.
         let reason = unsafe { text.as_ref() }
             .map(pjstr::to_string)
@@ -192,7 +215,7 @@ pub(crate) unsafe extern "C" fn on_call_transfer_status(
             // until the final one.
             unsafe { *p_cont = sys::pj_bool_t::from(last == 0) };
         }
-    }));
+    });
 }
 
 /// Defence in depth behind the edge filter (`edge.rs`), which answers every REFER with 403
@@ -203,10 +226,13 @@ pub(crate) unsafe extern "C" fn on_call_transfer_request2(
     code: *mut sys::pjsip_status_code,
     _opt: *mut sys::pjsua_call_setting,
 ) {
-    if !code.is_null() {
-        // SAFETY: checked non-null; pjsua owns it for the callback. A plain store cannot panic.
-        unsafe { *code = sys::PJSIP_SC_DECLINE };
-    }
+    // A plain store cannot panic; guarded anyway so every callback follows one rule.
+    sip_callback("on_call_transfer_request2", None, || {
+        if !code.is_null() {
+            // SAFETY: checked non-null; pjsua owns it for the callback.
+            unsafe { *code = sys::PJSIP_SC_DECLINE };
+        }
+    });
 }
 
 /// Defence in depth for INVITE with Replaces (the edge filter refuses those with 403 first).
@@ -217,10 +243,12 @@ pub(crate) unsafe extern "C" fn on_call_replace_request2(
     _text: *mut sys::pj_str_t,
     _opt: *mut sys::pjsua_call_setting,
 ) {
-    if !code.is_null() {
-        // SAFETY: checked non-null; pjsua owns it for the callback.
-        unsafe { *code = sys::PJSIP_SC_FORBIDDEN as std::os::raw::c_int };
-    }
+    sip_callback("on_call_replace_request2", None, || {
+        if !code.is_null() {
+            // SAFETY: checked non-null; pjsua owns it for the callback.
+            unsafe { *code = sys::PJSIP_SC_FORBIDDEN as std::os::raw::c_int };
+        }
+    });
 }
 
 /// RFC 2833 digits arrive on PJSIP's media thread; SIP INFO digits on the pjlib thread.
@@ -228,7 +256,9 @@ pub(crate) unsafe extern "C" fn on_dtmf_digit2(
     call: sys::pjsua_call_id,
     info: *const sys::pjsua_dtmf_info,
 ) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+    // Real-time rules: counted only, reported by the pjlib thread's housekeeping.
+    panics::guard_rt(RtPlace::Dtmf, (), || {
+        fault_point!(Dtmf);
         // SAFETY: pjsua passes a valid info for the callback's duration.
         let Some(info) = (unsafe { info.as_ref() }) else {
             return;
@@ -248,7 +278,7 @@ pub(crate) unsafe extern "C" fn on_dtmf_digit2(
                 }
             }
         }
-    }));
+    });
 }
 
 /// PJSIP's log output, from any thread, into `tracing`.
@@ -257,7 +287,7 @@ pub(crate) unsafe extern "C" fn on_log(
     data: *const std::os::raw::c_char,
     len: std::os::raw::c_int,
 ) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+    panics::guard("on_log", (), || {
         if data.is_null() || len <= 0 {
             return;
         }
@@ -272,5 +302,5 @@ pub(crate) unsafe extern "C" fn on_log(
             4 => tracing::debug!(target: "pjsip", "{text}"),
             _ => tracing::trace!(target: "pjsip", "{text}"),
         }
-    }));
+    });
 }

@@ -19,7 +19,6 @@ mod conference;
 mod setup;
 
 use std::ffi::CString;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -36,6 +35,7 @@ use crate::event::{
     CallId, CallState, Direction, Event, MediaInfo, MediaStatus, Registration, RejectReason,
 };
 use crate::info::{CallStats, EngineInfo};
+use crate::panics::{self, fault_point};
 use crate::pjstr::cstring;
 use crate::pjsua::{self, Pjsua};
 
@@ -124,7 +124,10 @@ pub(crate) fn run(
                     shutdown_reply = Some(reply);
                     break;
                 }
-                Ok(cmd) => state.command(cmd),
+                // Each command answers its caller even if it panics (see `State::command`);
+                // this outer guard only keeps a panic in the dispatch itself off the C stack
+                // frames below us (the caller then sees `Error::Stopped`).
+                Ok(cmd) => panics::guard("the command dispatch", (), || state.command(cmd)),
                 Err(crossbeam_channel::TryRecvError::Empty) => break,
                 // Every handle is gone: nobody can use the engine any more.
                 Err(crossbeam_channel::TryRecvError::Disconnected) => {
@@ -176,37 +179,65 @@ impl State {
 
     // ---- commands ----
 
+    /// Runs one command's work; a panic in it is logged and counted, and the caller gets
+    /// [`Error::Internal`] instead of a result. The engine goes on serving other calls.
+    fn run_guarded<T>(
+        &mut self,
+        name: &'static str,
+        work: impl FnOnce(&mut Self) -> Result<T>,
+    ) -> Result<T> {
+        panics::guard(name, None, || Some(work(self))).unwrap_or_else(|| {
+            Err(Error::Internal(format!(
+                "a panic in the engine thread while running {name}"
+            )))
+        })
+    }
+
     fn command(&mut self, cmd: Command) {
         match cmd {
             Command::Answer { call, reply } => {
-                let _ = reply.send(self.answer(call));
+                let _ = reply.send(self.run_guarded("the answer command", |s| {
+                    fault_point!(Command);
+                    s.answer(call)
+                }));
             }
             Command::Hangup { call, code, reply } => {
-                let result = self
-                    .calls
-                    .index_of(call)
-                    .and_then(|idx| self.pj.call_hangup(idx, code));
-                let _ = reply.send(result);
+                let _ = reply.send(self.run_guarded("the hangup command", |s| {
+                    fault_point!(Command);
+                    let idx = s.calls.index_of(call)?;
+                    s.pj.call_hangup(idx, code)
+                }));
             }
             Command::MakeCall { uri, reply } => {
-                let _ = reply.send(self.make_call(&uri));
+                let _ = reply.send(self.run_guarded("the make_call command", |s| {
+                    fault_point!(Command);
+                    s.make_call(&uri)
+                }));
             }
             Command::Transfer {
                 call,
                 target,
                 reply,
             } => {
-                let result = self.calls.index_of(call).and_then(|idx| {
+                let _ = reply.send(self.run_guarded("the transfer command", |s| {
+                    fault_point!(Command);
+                    let idx = s.calls.index_of(call)?;
                     let target = cstring("transfer target", &target)?;
-                    self.pj.call_xfer(idx, &target)
-                });
-                let _ = reply.send(result);
+                    s.pj.call_xfer(idx, &target)
+                }));
             }
             Command::Stats { call, reply } => {
-                let _ = reply.send(self.calls.index_of(call).and_then(|idx| self.stats(idx)));
+                let _ = reply.send(self.run_guarded("the stats command", |s| {
+                    fault_point!(Command);
+                    let idx = s.calls.index_of(call)?;
+                    s.stats(idx)
+                }));
             }
             Command::Info { reply } => {
-                let _ = reply.send(Ok(self.info.clone()));
+                let _ = reply.send(self.run_guarded("the info command", |s| {
+                    fault_point!(Command);
+                    Ok(s.info.clone())
+                }));
             }
             Command::Shutdown { .. } => unreachable!("handled by the loop"),
         }
@@ -267,19 +298,62 @@ impl State {
                 Record::Incoming { call, .. }
                 | Record::State { call, .. }
                 | Record::Media { call }
-                | Record::Transfer { call, .. } => Some(*call),
+                | Record::Transfer { call, .. }
+                | Record::Failed { call, .. } => Some(*call),
                 Record::Registration { .. } => None,
             };
-            let outcome = catch_unwind(AssertUnwindSafe(|| self.handle(record)));
-            if let Err(panic) = outcome {
-                let message = crate::panics::message(panic.as_ref());
-                tracing::error!("panic in the engine while handling a callback: {message}");
-                let id = call.and_then(|c| self.calls.get(c)).map(|r| r.id);
-                if let Some(idx) = call {
-                    hangup(self.pj, idx, 500);
+            let place = "handling a callback's record";
+            let handled = panics::guard(place, false, || {
+                self.handle(record);
+                true
+            });
+            if !handled {
+                match call {
+                    Some(idx) => self.fail_call(idx, place),
+                    None => self.emit(Event::InternalError {
+                        call: None,
+                        message: format!("a panic in the engine ({place})"),
+                    }),
                 }
-                self.emit(Event::InternalError { call: id, message });
             }
+        }
+    }
+
+    /// A panic (logged and counted already) cost us what we know about a call: hang it up with
+    /// 500 and tell the application. A call that is gone already is ended here, because its
+    /// final state change may be what was lost.
+    fn fail_call(&mut self, idx: sys::pjsua_call_id, place: &'static str) {
+        let message = format!("a panic in the engine ({place})");
+        let Some(id) = self.calls.get(idx).map(|r| r.id) else {
+            // Not (yet) ours, e.g. an INVITE whose on_incoming_call panicked: refuse it.
+            self.calls.refuse(idx);
+            hangup(self.pj, idx, 500);
+            self.emit(Event::InternalError {
+                call: None,
+                message,
+            });
+            return;
+        };
+        self.emit(Event::InternalError {
+            call: Some(id),
+            message,
+        });
+        let gone = self.pj.call_get_info(idx).map_or(true, |i| {
+            i.state == sys::PJSIP_INV_STATE_DISCONNECTED || i.state == sys::PJSIP_INV_STATE_NULL
+        });
+        if !gone {
+            // pjsua reports the hang-up through on_call_state, which ends the record.
+            hangup(self.pj, idx, 500);
+            return;
+        }
+        if let Some(mut record) = self.calls.remove(idx) {
+            detach_port(self.pj, &mut record);
+            self.emit(Event::CallEnded {
+                call: id,
+                direction: record.direction,
+                code: 500,
+                reason: "internal error".into(),
+            });
         }
     }
 
@@ -298,6 +372,7 @@ impl State {
                 reason,
             } => self.call_state(call, state, code, reason),
             Record::Media { call } => self.media_state(call),
+            Record::Failed { call, place } => self.fail_call(call, place),
             Record::Registration {
                 code,
                 reason,
@@ -495,6 +570,7 @@ impl State {
             return;
         }
         self.last_housekeeping = Instant::now();
+        panics::report_rt();
         for record in self.calls.records_mut() {
             let Some(port) = &record.port else { continue };
             let stats = port.stats();

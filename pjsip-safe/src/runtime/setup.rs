@@ -6,7 +6,6 @@
 //! call table.
 
 use std::ffi::CString;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use pjsip_sys as sys;
 
@@ -277,12 +276,12 @@ fn set_stun_resolved(verdict: Option<(sys::pj_status_t, u32)>) {
 
 /// pjsua's `on_stun_resolution_complete`: remembers whether a STUN server answered.
 unsafe extern "C" fn on_stun_resolved(result: *const sys::pj_stun_resolve_result) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+    crate::panics::guard("on_stun_resolution_complete", (), || {
         // SAFETY: pjsua passes a result valid for the duration of the call (null is checked).
         if let Some(r) = unsafe { result.as_ref() } {
             set_stun_resolved(Some((r.status, r.index)));
         }
-    }));
+    });
 }
 
 /// The configured STUN server that answered PJSIP, if one did.
