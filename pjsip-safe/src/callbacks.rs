@@ -12,14 +12,19 @@
 //! and it is logged and counted. A panic in a call's callback also leaves a
 //! [`Record::Failed`], so the loop hangs that call up rather than leave it half-seen.
 //!
-//! Exception: RFC 2833 DTMF arrives on PJSIP's media thread, not ours. It is turned into an event
-//! right there through process-wide, lock-light state ([`DTMF_SINK`], [`CALL_IDS`]).
+//! Exception: RFC 2833 DTMF arrives on PJSIP's media thread, not ours, where nothing may lock,
+//! allocate or log. The callback reads the call's id from an atomic table ([`CALL_IDS`]) and
+//! pushes `(call, digit)` into a preallocated lock-free queue ([`DTMF_QUEUE`]); the pjlib
+//! thread drains it in order at the start of each round of records ([`next_dtmf`]) and emits
+//! the events. A full queue drops the digit and counts it ([`dtmf_dropped`]).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::LazyLock;
+
+use crossbeam_queue::ArrayQueue;
 
 use pjsip_sys as sys;
 
@@ -100,8 +105,35 @@ fn sip_callback(place: &'static str, call: Option<sys::pjsua_call_id>, body: imp
 pub(crate) static CALL_IDS: [AtomicU64; sys::PJSUA_MAX_CALLS as usize] =
     [const { AtomicU64::new(0) }; sys::PJSUA_MAX_CALLS as usize];
 
-/// Where DTMF events go; set while an engine runs.
-pub(crate) static DTMF_SINK: Mutex<Option<flume::Sender<Event>>> = Mutex::new(None);
+/// Digits waiting for the pjlib thread: far more than anyone can key between two polls (5 ms).
+const DTMF_QUEUE_CAPACITY: usize = 256;
+
+/// DTMF digits from the callback, in arrival order, as `(CallId, digit)`. Allocated once, by
+/// the pjlib thread at start-up ([`reset_dtmf`]), never on the media thread.
+static DTMF_QUEUE: LazyLock<ArrayQueue<(CallId, char)>> =
+    LazyLock::new(|| ArrayQueue::new(DTMF_QUEUE_CAPACITY));
+
+/// Digits dropped because the queue was full (not yet reported).
+static DTMF_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Allocates the queue if needed and forgets digits of an earlier engine (pjlib thread, at
+/// start-up and shutdown).
+pub(crate) fn reset_dtmf() {
+    while DTMF_QUEUE.pop().is_some() {}
+    DTMF_DROPPED.store(0, Ordering::Relaxed);
+}
+
+/// The oldest digit waiting (called by the loop on the pjlib thread).
+pub(crate) fn next_dtmf() -> Option<Event> {
+    DTMF_QUEUE
+        .pop()
+        .map(|(call, digit)| Event::Dtmf { call, digit })
+}
+
+/// Digits dropped since the last call (reported by the loop's housekeeping).
+pub(crate) fn dtmf_dropped() -> u64 {
+    DTMF_DROPPED.swap(0, Ordering::Relaxed)
+}
 
 pub(crate) fn set_call_id(call: sys::pjsua_call_id, id: Option<CallId>) {
     if let Some(slot) = usize::try_from(call).ok().and_then(|i| CALL_IDS.get(i)) {
@@ -268,15 +300,10 @@ pub(crate) unsafe extern "C" fn on_dtmf_digit2(
         };
         let id = slot.load(Ordering::Acquire);
         let digit = char::from_u32(info.digit).unwrap_or('?');
-        if id != 0 {
-            if let Ok(sink) = DTMF_SINK.lock() {
-                if let Some(tx) = sink.as_ref() {
-                    let _ = tx.send(Event::Dtmf {
-                        call: CallId(id),
-                        digit,
-                    });
-                }
-            }
+        // A lock-free, preallocated push (the queue was created at start-up, so this LazyLock
+        // is only a load); the pjlib thread forwards the event.
+        if id != 0 && DTMF_QUEUE.push((CallId(id), digit)).is_err() {
+            DTMF_DROPPED.fetch_add(1, Ordering::Relaxed);
         }
     });
 }
@@ -303,4 +330,47 @@ pub(crate) unsafe extern "C" fn on_log(
             _ => tracing::trace!(target: "pjsip", "{text}"),
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(call: sys::pjsua_call_id, digit: char) {
+        let info = sys::pjsua_dtmf_info {
+            method: 0,
+            digit: digit as u32,
+            duration: 100,
+        };
+        // SAFETY: a valid info for the duration of the call, as pjsua passes it.
+        unsafe { on_dtmf_digit2(call, &info) };
+    }
+
+    /// The only test in this binary that touches the DTMF queue and these call indices.
+    #[test]
+    fn dtmf_digits_pass_the_queue_in_order_and_overflow_is_counted() {
+        reset_dtmf();
+        set_call_id(240, Some(CallId(7)));
+        set_call_id(241, Some(CallId(8)));
+        for (call, digit) in [(240, '1'), (241, '#'), (240, '2'), (242, '9')] {
+            key(call, digit);
+        }
+        let got: Vec<_> = std::iter::from_fn(next_dtmf)
+            .map(|e| match e {
+                Event::Dtmf { call, digit } => (call.0, digit),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // Index 242 is no call of ours: its digit is not reported.
+        assert_eq!(got, vec![(7, '1'), (8, '#'), (7, '2')]);
+
+        for _ in 0..DTMF_QUEUE_CAPACITY + 3 {
+            key(240, '5');
+        }
+        assert_eq!(dtmf_dropped(), 3);
+        assert_eq!(std::iter::from_fn(next_dtmf).count(), DTMF_QUEUE_CAPACITY);
+        set_call_id(240, None);
+        set_call_id(241, None);
+        reset_dtmf();
+    }
 }

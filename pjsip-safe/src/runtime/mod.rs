@@ -65,9 +65,7 @@ struct RunningGuard;
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        if let Ok(mut sink) = callbacks::DTMF_SINK.lock() {
-            *sink = None;
-        }
+        callbacks::reset_dtmf();
         RUNNING.store(false, Ordering::Release);
     }
 }
@@ -81,6 +79,8 @@ pub(crate) fn run(
 ) {
     let _guard = RunningGuard;
     callbacks::clear_records();
+    // Allocates the DTMF queue here, never on the media thread.
+    callbacks::reset_dtmf();
     // pjsua_create logs before pjsua_init installs our callback; without this, those lines
     // would go to stdout past `tracing`.
     pjsua::set_log_func(callbacks::on_log, config.log_level as i32);
@@ -103,7 +103,7 @@ pub(crate) fn run(
     let mut state = State {
         pj,
         config,
-        events: events.clone(),
+        events,
         calls: CallTable::new(),
         trunk_acc: setup.trunk_acc,
         default_acc: setup.default_acc,
@@ -111,9 +111,6 @@ pub(crate) fn run(
         last_housekeeping: Instant::now(),
         registered: false,
     };
-    if let Ok(mut sink) = callbacks::DTMF_SINK.lock() {
-        *sink = Some(events);
-    }
     let _ = ready.send(Ok(state.info.clone()));
 
     let mut shutdown_reply = None;
@@ -293,6 +290,11 @@ impl State {
     // ---- records left by the callbacks ----
 
     fn handle_records(&mut self) {
+        // Digits first: they were keyed before whatever the records below report (e.g. the
+        // call's end).
+        while let Some(dtmf) = callbacks::next_dtmf() {
+            self.emit(dtmf);
+        }
         while let Some(record) = callbacks::next_record() {
             let call = match &record {
                 Record::Incoming { call, .. }
@@ -571,6 +573,10 @@ impl State {
         }
         self.last_housekeeping = Instant::now();
         panics::report_rt();
+        let dropped = callbacks::dtmf_dropped();
+        if dropped > 0 {
+            tracing::warn!(dropped, "DTMF digits dropped: the digit queue was full");
+        }
         for record in self.calls.records_mut() {
             let Some(port) = &record.port else { continue };
             let stats = port.stats();
