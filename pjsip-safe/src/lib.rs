@@ -6,7 +6,8 @@
 //! pjlib wants every thread that calls it registered, and pjsua's callbacks re-enter its API, so
 //! the engine confines PJSIP to **one dedicated OS thread** (`pjsua`). It creates pjsua, runs
 //! its event loop (`pjsua_handle_events`, with `thread_cnt = 0` so every SIP callback runs
-//! there), executes commands and finally destroys pjsua. Nothing else of ours calls pjlib.
+//! there), executes commands and finally destroys pjsua. Nothing else of ours calls pjlib: the
+//! pjsua layer's methods take a `!Send` token that only that thread holds.
 //!
 //! - Other threads hold an [`EngineHandle`] (cloneable, `Send`) and send commands over a
 //!   crossbeam channel; each returns a [`Pending`] result to `wait()` on or `.wait_async().await`.
@@ -14,11 +15,40 @@
 //! - PJSIP's own "clock" thread drives the 48 kHz conference bridge every 20 ms and calls each
 //!   call's media port. Those callbacks only touch lock-free queues ([`media`]); the application
 //!   gets the other ends ([`CallMedia`]) with [`Event::MediaActive`].
-//! - RFC 2833 DTMF is reported from PJSIP's media thread through a channel; no engine state is
-//!   touched there.
+//! - RFC 2833 DTMF arrives on PJSIP's media thread: the callback pushes the digit into a
+//!   preallocated lock-free queue and the pjlib thread emits [`Event::Dtmf`] within one poll
+//!   interval (5 ms), in order. No lock, allocation or logging on a media thread.
+//! - No panic unwinds into C ([`panics`]): on the pjlib thread a caught panic is logged and
+//!   counted (a command that panics answers [`Error::Internal`]; a call whose callback panicked
+//!   is hung up); on the media threads it is only counted, and the pjlib thread's housekeeping
+//!   logs the count.
 //!
 //! One engine per process (pjsua is a singleton): a second [`Engine::start`] while one runs
 //! fails with [`Error::AlreadyRunning`]. Dropping the [`Engine`] shuts it down gracefully.
+//!
+//! # Module map
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | `engine` | [`Engine`], [`EngineHandle`], [`Pending`]: the public face, any thread |
+//! | `command`, `info` | what the handle asks (`Command`) and what comes back ([`EngineInfo`], [`CallStats`]); shared by `engine` and `runtime`, which do not import each other |
+//! | `runtime` | the pjlib thread's loop: commands, the callbacks' records, housekeeping, shutdown |
+//! | `runtime::setup` | pjsua bring-up: config translation, codecs, transports, STUN verdict, accounts |
+//! | `runtime::calls` | the call table and its policy: admission (shutdown, allowlist, cap), answer timers, unknown calls (unit-tested) |
+//! | `runtime::conference` | a call's media port in the bridge, connected both ways; stream info |
+//! | `pjsua` | the thin layer: every pjsua/pjmedia call the loop makes, safe and checked |
+//! | `callbacks` | the `extern "C"` callbacks: copy into records (SIP) or a lock-free queue (DTMF) |
+//! | `port` | the custom `pjmedia_port` (real-time `get_frame`/`put_frame`) and its lifetime |
+//! | [`media`] | the lock-free per-call queues and their application halves |
+//! | [`edge`] | the SIP edge filter (refuses REFER, Replaces, SUBSCRIBE, …) |
+//! | [`panics`] | caught panics: logged and counted; media threads count only |
+//! | `log_limit` | rate-limited logging for what outsiders can trigger |
+//! | `error` | [`Error`] and the one `check` for `pj_status_t` |
+//! | `config`, `event` | [`EngineConfig`] and [`Event`] |
+//!
+//! `unsafe` lives in `pjsua` (the pjsua calls), `port` (the port's memory), `callbacks` and
+//! `edge` (pointers PJSIP hands to callbacks), `error` and `pjstr` (strings); the loop and its
+//! rooms are safe Rust.
 
 mod callbacks;
 mod command;

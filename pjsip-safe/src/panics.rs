@@ -7,11 +7,11 @@
 //!
 //! Two kinds of threads, two ways to report:
 //! - the pjlib thread (SIP callbacks, commands, the log and STUN callbacks) logs at once:
-//!   [`guard`], [`caught`];
+//!   `guard`, `caught`;
 //! - PJSIP's media threads (the port's `get_frame`/`put_frame`/`on_destroy`, RFC 2833 DTMF) are
-//!   real-time code that must not log or allocate: [`guard_rt`] only bumps an atomic per place,
+//!   real-time code that must not log or allocate: `guard_rt` only bumps an atomic per place,
 //!   and the pjlib thread's housekeeping reports what accumulated in one log line
-//!   ([`report_rt`]).
+//!   (`report_rt`).
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
