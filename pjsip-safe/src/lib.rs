@@ -46,9 +46,9 @@
 //! | `error` | [`Error`] and the one `check` for `pj_status_t` |
 //! | `config`, `event` | [`EngineConfig`] and [`Event`] |
 //!
-//! `unsafe` lives in `pjsua` (the pjsua calls), `port` (the port's memory), `callbacks` and
-//! `edge` (pointers PJSIP hands to callbacks), `error` and `pjstr` (strings); the loop and its
-//! rooms are safe Rust.
+//! `unsafe` lives in `pjsua` (the pjsua calls), `port` (the port's memory), `callbacks`, `edge`
+//! and the STUN callback in `runtime::setup` (pointers PJSIP hands to callbacks), `error` and
+//! `pjstr` (strings); the loop and the rest of its rooms are safe Rust.
 
 mod callbacks;
 mod command;

@@ -24,6 +24,7 @@ use std::ptr;
 use pjsip_sys as sys;
 
 use crate::error::{check, check_bind, Error, Result};
+use crate::event::MediaInfo;
 use crate::pjstr;
 
 /// Proof of being on the pjlib thread (the one that created pjsua). `Copy`, but not `Send` or
@@ -449,18 +450,32 @@ impl Pjsua {
         Ok(info)
     }
 
-    pub(crate) fn call_get_stream_info(
+    /// What a call's audio stream `media` negotiated: codec, clock rate, channels, remote RTP
+    /// address. An error for a stream that is not (or no longer) audio.
+    pub(crate) fn call_audio_stream_info(
         self,
         call: sys::pjsua_call_id,
         media: u32,
-    ) -> Result<Box<sys::pjsua_stream_info>> {
+    ) -> Result<MediaInfo> {
         let mut si = Box::<sys::pjsua_stream_info>::default();
         // SAFETY: on the pjlib thread; `si` is writable.
         check(
             unsafe { sys::pjsua_call_get_stream_info(call, media, &mut *si) },
             "pjsua_call_get_stream_info",
         )?;
-        Ok(si)
+        if si.type_ != sys::PJMEDIA_TYPE_AUDIO {
+            return Err(Error::Internal(format!(
+                "stream {media} of pjsua call {call} is not audio"
+            )));
+        }
+        // SAFETY: type_ is AUDIO, so the `aud` member of the union is the valid one.
+        let aud = unsafe { &si.info.aud };
+        Ok(MediaInfo {
+            codec: pjstr::to_string(&aud.fmt.encoding_name),
+            clock_rate: aud.fmt.clock_rate,
+            channels: aud.fmt.channel_cnt,
+            remote_rtp: sockaddr_string(&aud.rem_addr),
+        })
     }
 
     pub(crate) fn call_get_stream_stat(
@@ -518,7 +533,7 @@ impl Pjsua {
 }
 
 /// `host:port` of a socket address PJSIP filled in.
-pub(crate) fn sockaddr_string(addr: &sys::pj_sockaddr) -> String {
+fn sockaddr_string(addr: &sys::pj_sockaddr) -> String {
     let mut buf = [0 as c_char; 64];
     // SAFETY: `addr` is a valid sockaddr; pj_sockaddr_print writes at most buf.len() bytes
     // including the NUL (flags 3: with port, IPv6 in brackets). Pure formatting, any thread.

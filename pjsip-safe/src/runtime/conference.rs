@@ -11,8 +11,7 @@ use pjsip_sys as sys;
 use super::calls::CallRecord;
 use crate::error::{Error, Result};
 use crate::event::MediaInfo;
-use crate::pjstr;
-use crate::pjsua::{self, Pjsua};
+use crate::pjsua::Pjsua;
 use crate::port::PortHandle;
 
 pub(super) fn audio_media_index(info: &sys::pjsua_call_info) -> Option<u32> {
@@ -23,26 +22,13 @@ pub(super) fn audio_media_index(info: &sys::pjsua_call_info) -> Option<u32> {
 }
 
 pub(super) fn media_info(pj: Pjsua, idx: sys::pjsua_call_id, med: u32) -> MediaInfo {
-    let none = MediaInfo {
-        codec: String::new(),
-        clock_rate: 0,
-        channels: 0,
-        remote_rtp: String::new(),
-    };
-    let Ok(si) = pj.call_get_stream_info(idx, med) else {
-        return none;
-    };
-    if si.type_ != sys::PJMEDIA_TYPE_AUDIO {
-        return none;
-    }
-    // SAFETY: type_ is AUDIO, so the `aud` member of the union is the valid one.
-    let aud = unsafe { &si.info.aud };
-    MediaInfo {
-        codec: pjstr::to_string(&aud.fmt.encoding_name),
-        clock_rate: aud.fmt.clock_rate,
-        channels: aud.fmt.channel_cnt,
-        remote_rtp: pjsua::sockaddr_string(&aud.rem_addr),
-    }
+    pj.call_audio_stream_info(idx, med)
+        .unwrap_or_else(|_| MediaInfo {
+            codec: String::new(),
+            clock_rate: 0,
+            channels: 0,
+            remote_rtp: String::new(),
+        })
 }
 
 /// Creates the call's port on first use and connects it both ways to `slot`.

@@ -12,7 +12,8 @@
 //! - [`calls`]: the call table and its policy (admission, answer timers, unknown calls);
 //! - [`conference`]: a call's media port in the bridge.
 //!
-//! Every pjsua call goes through the thin layer in `pjsua.rs`; this module holds no `unsafe`.
+//! Every pjsua call goes through the thin layer in `pjsua.rs`; the loop, `calls` and
+//! `conference` hold no `unsafe` (`setup` has one: the STUN callback reads pjsua's pointer).
 
 mod calls;
 mod conference;
