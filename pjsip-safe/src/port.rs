@@ -77,8 +77,8 @@ impl PortHandle {
     ) -> crate::Result<Self> {
         let mut port = Box::new(BotPort {
             base: sys::pjmedia_port::default(),
-            // Owned by the port from here on: released in on_destroy (or below on failure).
-            pool: pool.into_raw(),
+            // Borrowed until the port is complete; then the port owns it (see below).
+            pool: pool.as_ptr(),
             uplink,
             downlink,
             tap,
@@ -101,7 +101,10 @@ impl PortHandle {
                 FRAME_SAMPLES as u32,
             )
         };
+        // On failure `pool` is dropped (released) with the half-built port.
         crate::error::check(status, "pjmedia_port_info_init")?;
+        // From here the port owns its pool: released in on_destroy.
+        let _ = pool.into_raw();
         port.base.put_frame = Some(put_frame);
         port.base.get_frame = Some(get_frame);
         port.base.on_destroy = Some(on_destroy);
