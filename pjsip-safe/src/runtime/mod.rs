@@ -623,3 +623,32 @@ impl State {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn register_outcomes_map_to_registration_events() {
+        assert_eq!(
+            registration(200, "OK".into(), 60, false),
+            Registration::Registered { expires: 60 }
+        );
+        // A 2xx for an unregistration, or one granting no time, means unregistered.
+        assert_eq!(
+            registration(200, "OK".into(), 60, true),
+            Registration::Unregistered
+        );
+        assert_eq!(
+            registration(200, "OK".into(), 0, false),
+            Registration::Unregistered
+        );
+        assert_eq!(
+            registration(403, "Forbidden".into(), 0, false),
+            Registration::Failed {
+                code: 403,
+                reason: "Forbidden".into()
+            }
+        );
+    }
+}
