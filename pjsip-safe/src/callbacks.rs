@@ -346,6 +346,21 @@ mod tests {
         unsafe { on_dtmf_digit2(call, &info) };
     }
 
+    #[test]
+    fn a_panicking_call_callback_leaves_a_failed_record_for_the_loop() {
+        clear_records();
+        let before = panics::caught_panics();
+        sip_callback("a test callback", Some(9), || panic!("boom"));
+        sip_callback("a test callback", None, || panic!("boom"));
+        assert!(panics::caught_panics() >= before + 2);
+        match next_record() {
+            Some(Record::Failed { call: 9, place }) => assert_eq!(place, "a test callback"),
+            other => panic!("{other:?}"),
+        }
+        // Without a call there is nothing to hang up: no record.
+        assert!(next_record().is_none());
+    }
+
     /// The only test in this binary that touches the DTMF queue and these call indices.
     #[test]
     fn dtmf_digits_pass_the_queue_in_order_and_overflow_is_counted() {
