@@ -109,6 +109,19 @@ FINGERPRINT=$(
     } | sha256sum | cut -d' ' -f1
 )
 
+# The release tarball into the download cache from the vendor folder, when it has it and the cache
+# does not. Done even when the install is up to date: the Docker builder takes the tarball from
+# the download cache (build/downloads is part of its build context, build/cache is not).
+seed_downloads() {
+    local file=$DOWNLOADS/$UPSTREAM_TARBALL
+    if [[ ! -f "$file" && -f "$VENDOR_DIR/$UPSTREAM_TARBALL" ]]; then
+        say "seeding the download cache from $VENDOR_DIR"
+        mkdir -p "$DOWNLOADS"
+        cp "$VENDOR_DIR/$UPSTREAM_TARBALL" "$file.part" && mv "$file.part" "$file"
+    fi
+}
+[[ -z "${PJPROJECT_SRC:-}" && "$FLAVOR" == upstream ]] && seed_downloads
+
 mkdir -p "$CACHE"
 # One build at a time (cargo build and cargo test may start together).
 exec 9>"$CACHE/.lock"
@@ -197,10 +210,7 @@ fetch_upstream_pjproject() {
         say "$file does not match the release's sha256; fetching it again"
         rm -f "$file"
     fi
-    if [[ ! -f "$file" && -f "$VENDOR_DIR/$UPSTREAM_TARBALL" ]]; then
-        say "seeding the download cache from $VENDOR_DIR"
-        cp "$VENDOR_DIR/$UPSTREAM_TARBALL" "$file.part" && mv "$file.part" "$file"
-    fi
+    seed_downloads
     if [[ ! -f "$file" ]]; then
         need curl
         say "downloading PJSIP $UPSTREAM_VERSION from $UPSTREAM_URL"

@@ -9,7 +9,7 @@
 set -euo pipefail
 
 BUILD_PKGS=(
-    build-essential pkg-config dpkg-dev ca-certificates xz-utils
+    build-essential pkg-config dpkg-dev ca-certificates xz-utils curl
     libopus-dev libsrtp2-dev libssl-dev uuid-dev   # PJSIP's codecs, SRTP, TLS
     libclang-dev                                    # bindgen (pjsip-sys)
 )

@@ -69,6 +69,14 @@ pub struct SipSettings {
     pub codecs: Vec<String>,
     pub opus: OpusConfig,
     pub jitter_max_ms: u32,
+    /// Trunk mode: INVITEs only from the trunk's addresses and `allowed_sources`.
+    pub trunk_sources_only: bool,
+    /// New INVITEs per second per source address (the trunk is exempt); 0 = unlimited.
+    pub invite_rate: u32,
+    /// Hang up a call that received no RTP for this long (zero = never).
+    pub rtp_timeout: Duration,
+    /// `User-Agent` / `Server` header.
+    pub user_agent: String,
 }
 
 /// The trunk account (`SIP_SERVER` and friends).

@@ -348,6 +348,7 @@ fn dispatch(
             from,
             to,
             source,
+            ..
         } => {
             tracing::info!(%call, %from, %to, ?source, "incoming call");
             return Some((call, from, to, source));
@@ -357,7 +358,12 @@ fn dispatch(
             source,
             reason,
             code,
-        } => tracing::warn!(%from, ?source, ?reason, code, "INVITE refused"),
+        } => {
+            shared.metrics.invite_refused(reason);
+            // A flood of INVITEs must not become a flood of log lines: the engine logs the
+            // first refusals of each kind per minute and counts the rest; here only debug.
+            tracing::debug!(%from, ?source, ?reason, code, "INVITE refused");
+        }
         Event::MediaActive {
             call,
             info,

@@ -21,6 +21,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
+use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
 
@@ -42,6 +43,10 @@ pub(crate) enum Record {
         from: String,
         to: String,
         source: Option<SocketAddr>,
+        /// The user part of the parsed `From` URI.
+        caller_from: String,
+        /// The user part of the parsed `P-Asserted-Identity` URI, if there is one.
+        caller_asserted: Option<String>,
     },
     State {
         call: sys::pjsua_call_id,
@@ -57,6 +62,8 @@ pub(crate) enum Record {
         reason: String,
         expires: u32,
         unregistering: bool,
+        /// Where the registrar's response came from.
+        source: Option<IpAddr>,
     },
     Transfer {
         call: sys::pjsua_call_id,
@@ -176,8 +183,40 @@ pub(crate) unsafe extern "C" fn on_incoming_call(
             from,
             to,
             source,
+            caller_from: rdata_caller(rdata, false).unwrap_or_default(),
+            caller_asserted: rdata_caller(rdata, true),
         });
     });
+}
+
+/// The caller's number from the parsed `From` (or `P-Asserted-Identity`) URI of `rdata`.
+fn rdata_caller(rdata: *mut sys::pjsip_rx_data, asserted: bool) -> Option<String> {
+    let mut buf = [0 as std::os::raw::c_char; 128];
+    // SAFETY: `rdata` is the INVITE's rx data (or null, which the shim checks), valid during
+    // the callback; the shim writes at most `buf.len()` bytes including the NUL.
+    let n = unsafe {
+        sys::voiceagent_rdata_caller(rdata, i32::from(asserted), buf.as_mut_ptr(), buf.len())
+    };
+    if n < 0 {
+        return None;
+    }
+    let number = pjstr::from_c_array(&buf);
+    // Only from the asserted header when it really had one (the shim falls back to From).
+    if asserted && number == rdata_caller(rdata, false).unwrap_or_default() {
+        return has_pai(rdata).then_some(number);
+    }
+    Some(number)
+}
+
+fn has_pai(rdata: *mut sys::pjsip_rx_data) -> bool {
+    // SAFETY: as in `rdata_caller`.
+    let msg = unsafe { rdata.as_ref().map(|r| r.msg_info.msg) };
+    let Some(msg) = msg.filter(|m| !m.is_null()) else {
+        return false;
+    };
+    let name = pjstr::borrow(c"P-Asserted-Identity");
+    // SAFETY: `msg` is the request's parsed message; the name is read during the call only.
+    !unsafe { sys::pjsip_msg_find_hdr_by_name(msg, &name, ptr::null_mut()) }.is_null()
 }
 
 pub(crate) unsafe extern "C" fn on_call_state(call: sys::pjsua_call_id, _e: *mut sys::pjsip_event) {
@@ -214,11 +253,18 @@ pub(crate) unsafe extern "C" fn on_reg_state2(
                     reason = message;
                 }
             }
+            // SAFETY: the response's rx data, when there is one, is valid during the callback.
+            let source = unsafe { p.rdata.as_ref() }.and_then(|r| {
+                pjstr::from_c_array(&r.pkt_info.src_name)
+                    .parse::<IpAddr>()
+                    .ok()
+            });
             push(Record::Registration {
                 code: p.code as u16,
                 reason,
                 expires: p.expiration,
                 unregistering: p.is_unreg != 0,
+                source,
             });
         }
     });
@@ -322,6 +368,10 @@ pub(crate) unsafe extern "C" fn on_log(
         let bytes = unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len as usize) };
         let text = String::from_utf8_lossy(bytes);
         let text = text.trim_end();
+        if !crate::pjsip_log::admit(level, text) {
+            return;
+        }
+        let text = crate::pjsip_log::redact(text);
         match level {
             0 | 1 => tracing::error!(target: "pjsip", "{text}"),
             2 => tracing::warn!(target: "pjsip", "{text}"),

@@ -166,8 +166,21 @@ pub struct EngineConfig {
     pub resample_quality: u32,
     /// Maximum concurrent calls; INVITEs beyond get 486 Busy Here (at most `PJSUA_MAX_CALLS`).
     pub max_calls: u32,
-    /// Source networks allowed to send INVITEs; empty = everyone. Others get 403.
+    /// Source networks allowed to send INVITEs; in IP mode an empty list admits everyone.
+    /// Others get 403.
     pub allowed_sources: Vec<IpNet>,
+    /// In trunk mode, admit INVITEs only from the trunk (its registrar and proxy addresses,
+    /// resolved at start and every 5 minutes, and the address its registrar answered from) and
+    /// `allowed_sources`. Default true.
+    pub trunk_sources_only: bool,
+    /// New INVITEs per source address (the trunk is exempt); beyond, 503. `None` = unlimited.
+    pub invite_rate: Option<crate::InviteRate>,
+    /// An answered call whose ACK has not arrived after this long is hung up (it holds a call
+    /// slot, and the application's resources, for nothing). Default 8 s.
+    pub confirm_timeout: Duration,
+    /// A call that received no RTP for this long is hung up (the peer is gone without a BYE).
+    /// Zero disables it. Default 60 s.
+    pub rtp_timeout: Duration,
     /// How incoming calls are answered.
     pub answer: AnswerMode,
     /// Capacity of each per-call media queue in 20 ms frames (default 500 = 10 s).
@@ -206,11 +219,16 @@ impl Default for EngineConfig {
             resample_quality: 4,
             max_calls: 50,
             allowed_sources: Vec::new(),
+            trunk_sources_only: true,
+            invite_rate: None,
+            confirm_timeout: Duration::from_secs(8),
+            rtp_timeout: Duration::from_secs(60),
             answer: AnswerMode::Manual,
             queue_frames: 500,
             record_calls: false,
             log_level: 3,
-            user_agent: concat!("voiceagent/", env!("CARGO_PKG_VERSION")).into(),
+            // No version: a `Server`/`User-Agent` that names it tells scanners what to try.
+            user_agent: "voiceagent".into(),
             shutdown_timeout: Duration::from_secs(5),
         }
     }
@@ -270,6 +288,20 @@ impl EngineConfig {
                 "resample_quality",
                 format!("{} is out of range 1..=10", self.resample_quality),
             );
+        }
+        if let Some(rate) = self.invite_rate {
+            if !(rate.per_second > 0.0 && rate.per_second.is_finite()) || rate.burst == 0 {
+                return err(
+                    "invite_rate",
+                    format!(
+                        "{} per second with a burst of {} admits nothing; use a positive rate and a burst of at least 1",
+                        rate.per_second, rate.burst
+                    ),
+                );
+            }
+        }
+        if self.confirm_timeout.is_zero() {
+            return err("confirm_timeout", "must be longer than zero".into());
         }
         if self.queue_frames < 2 {
             return err("queue_frames", "needs at least 2 frames".into());

@@ -95,7 +95,7 @@ pub enum Registration {
 }
 
 /// Why an INVITE was refused without bothering the application.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RejectReason {
     /// The source address is outside `allowed_sources` (403).
     NotAllowed,
@@ -103,6 +103,8 @@ pub enum RejectReason {
     Busy,
     /// The engine is shutting down (503).
     ShuttingDown,
+    /// The source sent more new INVITEs than `invite_rate` allows (503).
+    RateLimited,
 }
 
 /// Something that happened in the engine.
@@ -112,12 +114,17 @@ pub enum Event {
     /// An INVITE arrived and was accepted for consideration; it is ringing.
     IncomingCall {
         call: CallId,
-        /// `From` URI (the caller).
+        /// `From` URI (the caller), as PJSIP prints it: display name included, for people.
         from: String,
         /// `To` URI (the number called).
         to: String,
         /// Where the INVITE came from.
         source: Option<SocketAddr>,
+        /// The caller's number as PJSIP parsed it: the user part of the `From` URI, or of
+        /// `P-Asserted-Identity` when the INVITE came from the trunk (only the trunk may assert
+        /// an identity). Never taken from the display name, which callers write freely. Empty
+        /// when the URI has no user part.
+        caller: String,
     },
     /// An INVITE was refused by policy.
     IncomingRejected {

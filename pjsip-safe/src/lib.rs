@@ -34,7 +34,8 @@
 //! | `command`, `info` | what the handle asks (`Command`) and what comes back ([`EngineInfo`], [`CallStats`]); shared by `engine` and `runtime`, which do not import each other |
 //! | `runtime` | the pjlib thread's loop: commands, the callbacks' records, housekeeping, shutdown |
 //! | `runtime::setup` | pjsua bring-up: config translation, codecs, transports, STUN verdict, accounts |
-//! | `runtime::calls` | the call table and its policy: admission (shutdown, allowlist, cap), answer timers, unknown calls (unit-tested) |
+//! | `runtime::calls` | the call table and its policy: accepting or not, answer timers, ACK and RTP timeouts, unknown calls (unit-tested) |
+//! | `admission` | who may start a call: shutdown, source policy (allowlist, trunk-only), per-source INVITE rate, the cap (unit-tested) |
 //! | `runtime::conference` | a call's media port in the bridge, connected both ways; stream info |
 //! | `pjsua` | the thin layer: every pjsua/pjmedia call the loop makes, safe and checked |
 //! | `callbacks` | the `extern "C"` callbacks: copy into records (SIP) or a lock-free queue (DTMF) |
@@ -42,7 +43,8 @@
 //! | [`media`] | the lock-free per-call queues and their application halves |
 //! | [`edge`] | the SIP edge filter (refuses REFER, Replaces, SUBSCRIBE, …) |
 //! | [`panics`] | caught panics: logged and counted; media threads count only |
-//! | `log_limit` | rate-limited logging for what outsiders can trigger |
+//! | `log_limit`, `pjsip_log` | rate-limited logging for what outsiders can trigger; PJSIP's log lines redacted and limited |
+//! | `sip_uri` | host and port out of a SIP URI (trunk resolution) |
 //! | `error` | [`Error`] and the one `check` for `pj_status_t` |
 //! | `config`, `event` | [`EngineConfig`] and [`Event`] |
 //!
@@ -50,6 +52,7 @@
 //! and the STUN callback in `runtime::setup` (pointers PJSIP hands to callbacks), `error` and
 //! `pjstr` (strings); the loop and the rest of its rooms are safe Rust.
 
+mod admission;
 mod callbacks;
 mod command;
 mod config;
@@ -61,11 +64,14 @@ mod info;
 mod log_limit;
 pub mod media;
 pub mod panics;
+mod pjsip_log;
 mod pjstr;
 mod pjsua;
 mod port;
 mod runtime;
+mod sip_uri;
 
+pub use admission::InviteRate;
 pub use config::{
     AccountConfig, AnswerMode, ContactRewrite, EngineConfig, JitterConfig, OpusConfig, Secret,
     Transport, DEFAULT_CODECS,
@@ -84,6 +90,11 @@ pub use port::{port_totals, CallbackTiming, PortTiming, PortTotals, TIMING_BUCKE
 /// Version of the PJSIP tree the engine is linked with (e.g. `2.17`).
 pub fn pjsip_version() -> String {
     pjsua::pjsip_version()
+}
+
+/// PJSIP log lines not written because of the log rate limit (see `pjsip_log.rs`).
+pub fn pjsip_log_suppressed() -> u64 {
+    pjsip_log::suppressed_lines()
 }
 
 /// Where that tree came from (`upstream`, `debian`, `source tree`, `installed prefix`).

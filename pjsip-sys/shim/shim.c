@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include <pjmedia-codec/opus.h>
+#include <pjsip/sip_tel_uri.h>
 
 unsigned voiceagent_port_spf(const pjmedia_port *port)
 {
@@ -31,6 +32,50 @@ void voiceagent_call_setting_audio_only(pjsua_call_setting *opt)
 #if PJ_VERSION_NUM >= ((2 << 24) | (16 << 16))
     opt->txt_cnt = 0;
 #endif
+}
+
+static int uri_number(const pjsip_uri *uri, char *buf, size_t len)
+{
+    const pj_str_t *number = NULL;
+    if (!uri)
+        return -1;
+    uri = (const pjsip_uri *)pjsip_uri_get_uri((pjsip_uri *)uri);
+    if (PJSIP_URI_SCHEME_IS_SIP(uri) || PJSIP_URI_SCHEME_IS_SIPS(uri))
+        number = &((const pjsip_sip_uri *)uri)->user;
+    else if (PJSIP_URI_SCHEME_IS_TEL(uri))
+        number = &((const pjsip_tel_uri *)uri)->number;
+    if (!number || number->slen <= 0 || len == 0)
+        return -1;
+    size_t n = (size_t)number->slen < len - 1 ? (size_t)number->slen : len - 1;
+    memcpy(buf, number->ptr, n);
+    buf[n] = 0;
+    return (int)n;
+}
+
+int voiceagent_rdata_caller(const pjsip_rx_data *rdata, int use_pai, char *buf, size_t len)
+{
+    if (!rdata || !rdata->msg_info.msg)
+        return -1;
+    if (use_pai) {
+        static const pj_str_t pai_name = { "P-Asserted-Identity", 19 };
+        const pjsip_generic_string_hdr *pai = (const pjsip_generic_string_hdr *)
+            pjsip_msg_find_hdr_by_name(rdata->msg_info.msg, &pai_name, NULL);
+        if (pai && pai->hvalue.slen > 0 && pai->hvalue.slen < 512) {
+            /* The header is kept unparsed; parse a copy (the parser wants a NUL-terminated,
+             * writable buffer) with the packet's own pool. */
+            char tmp[512];
+            memcpy(tmp, pai->hvalue.ptr, (size_t)pai->hvalue.slen);
+            tmp[pai->hvalue.slen] = 0;
+            pjsip_uri *uri = pjsip_parse_uri(rdata->tp_info.pool, tmp, (pj_size_t)pai->hvalue.slen,
+                                             PJSIP_PARSE_URI_AS_NAMEADDR);
+            int n = uri_number(uri, buf, len);
+            if (n >= 0)
+                return n;
+        }
+    }
+    if (!rdata->msg_info.from)
+        return -1;
+    return uri_number(rdata->msg_info.from->uri, buf, len);
 }
 
 static voiceagent_edge_decide edge_decide;

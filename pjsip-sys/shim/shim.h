@@ -19,6 +19,13 @@ pj_status_t voiceagent_schedule_timer(void (*cb)(void *user_data), void *user_da
  * offers there by default and which costs a clock thread and an RTP port per call. */
 void voiceagent_call_setting_audio_only(pjsua_call_setting *opt);
 
+/* The caller's number as PJSIP parsed it: the user part of a sip:/sips: URI or the number of a
+ * tel: URI, from the P-Asserted-Identity header when `use_pai` is set and the request has a
+ * parsable one, else from the From header. Writes a NUL-terminated string into `buf` (truncated
+ * to `len`) and returns its length, or -1 when there is no such URI. Never from the display
+ * name, which the caller writes freely. */
+int voiceagent_rdata_caller(const pjsip_rx_data *rdata, int use_pai, char *buf, size_t len);
+
 /* The SIP edge filter: a PJSIP module that sees every incoming request before the transaction
  * and dialog layers (so before pjsua's REFER, SUBSCRIBE and MESSAGE handling) and answers it
  * statelessly when `decide` returns a status code (>= 300; 0 lets it through). A 405 carries the

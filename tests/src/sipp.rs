@@ -28,6 +28,11 @@
 //!   `uac_expect_reject.xml`: an INVITE that must get exactly `CODE`.
 //! - `uac_malformed.xml`: garbage and malformed requests that must be answered
 //!   with 4xx or ignored, never crash the server.
+//! - `uac_hostile_requests.xml`: an answered caller's REFER (to `TARGET`), SUBSCRIBE,
+//!   MESSAGE, PUBLISH and INVITE with Replaces, each expecting its refusal;
+//!   `uac_flood_no_ack.xml`: INVITEs that are never ACKed (floods);
+//!   `uac_forged_identity.xml`: a From display name holding another URI, and a
+//!   P-Asserted-Identity.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -341,6 +346,7 @@ mod tests {
             "EVENTS_FILE",
             "WAIT_MS",
             "PHASE_MS",
+            "TARGET",
         ] {
             vars.insert(k.to_owned(), "1".to_owned());
         }

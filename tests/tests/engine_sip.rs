@@ -20,7 +20,8 @@ use integration_tests::sipp::{Sipp, SippRun};
 use integration_tests::speech::tone;
 use pjsip_safe::media::SAMPLE_RATE;
 use pjsip_safe::{
-    AnswerMode, CallId, CallState, Engine, EngineConfig, Error, Event, Registration, RejectReason,
+    AnswerMode, CallId, CallState, Engine, EngineConfig, Error, Event, InviteRate, Registration,
+    RejectReason,
 };
 
 #[test]
@@ -710,4 +711,256 @@ fn hostile_requests_are_refused_in_ip_mode() {
 #[test]
 fn hostile_requests_are_refused_in_trunk_mode() {
     hostile_requests_are_refused(true);
+}
+
+/// An INVITE flood from one source that never ACKs (issue 13): the source's INVITE rate is
+/// limited (503), the few admitted calls are let go once `confirm_timeout` passes without an
+/// ACK, and a real call from another source still gets through meanwhile.
+#[test]
+fn an_invite_flood_is_rate_limited_and_unconfirmed_calls_are_let_go() {
+    let _guard = lock();
+    let confirm_timeout = Duration::from_secs(2);
+    let (engine, events, port) = start(EngineConfig {
+        invite_rate: Some(InviteRate {
+            per_second: 2.0,
+            burst: 5,
+        }),
+        confirm_timeout,
+        ..config()
+    });
+    let rtp = RtpListener::bind().unwrap();
+    let flood_calls = 300;
+    let mut flood = uac("uac_flood_no_ack.xml", port, &rtp)
+        .var("WAIT_MS", 15_000)
+        .timeout(Duration::from_secs(40));
+    flood.calls = flood_calls;
+    flood.rate = Some(100);
+    flood.concurrent = Some(flood_calls);
+    let flood = Sipp::spawn(&flood).unwrap();
+    // The real caller, from another address, in the middle of the flood.
+    std::thread::sleep(Duration::from_millis(500));
+    let scratch = integration_tests::process::scratch_dir("flood").unwrap();
+    let mut real = uac("uac_call.xml", port, &rtp)
+        .var("CALL_MS", 500)
+        .var("EVENTS_FILE", scratch.path().join("events").display());
+    real.extra_args = vec!["-i".into(), "127.0.0.2".into()];
+    let real = Sipp::spawn(&real).unwrap();
+
+    let started = Instant::now();
+    let mut admitted: std::collections::HashMap<CallId, (String, Instant)> = Default::default();
+    let mut ended = Vec::new();
+    let mut rate_limited = 0;
+    let deadline = started + Duration::from_secs(25);
+    while Instant::now() < deadline {
+        let Ok(event) = events.recv_timeout(Duration::from_millis(200)) else {
+            if !admitted.is_empty() && admitted.len() == ended.len() && rate_limited > 0 {
+                break;
+            }
+            continue;
+        };
+        match event {
+            Event::IncomingCall { call, from, .. } => {
+                admitted.insert(call, (from, Instant::now()));
+            }
+            Event::IncomingRejected {
+                reason: RejectReason::RateLimited,
+                code,
+                ..
+            } => {
+                assert_eq!(code, 503);
+                rate_limited += 1;
+            }
+            Event::CallEnded { call, code, .. } => {
+                let (from, at) = admitted
+                    .get(&call)
+                    .cloned()
+                    .expect("ended a call it admitted");
+                ended.push((call, from, at.elapsed(), code));
+            }
+            _ => {}
+        }
+    }
+    let flood_report = flood.wait().unwrap();
+    let real_report = real.wait().unwrap();
+    eprintln!(
+        "admitted {} calls, rate-limited {rate_limited}; ended: {ended:?}",
+        admitted.len()
+    );
+    assert!(
+        real_report.all_succeeded(1),
+        "the real caller: {real_report}"
+    );
+    assert!(
+        ended
+            .iter()
+            .any(|(_, from, _, code)| from.contains("sipp@127.0.0.2") && *code == 200),
+        "the real call from 127.0.0.2 was answered and ended by its BYE: {ended:?}"
+    );
+    let flood_admitted = admitted
+        .values()
+        .filter(|(from, _)| from.contains("flood@"))
+        .count();
+    assert!(
+        (5..=25).contains(&flood_admitted),
+        "a burst of 5 plus 2/s over the flood's few seconds, got {flood_admitted}"
+    );
+    assert!(
+        rate_limited >= flood_calls as usize - 25,
+        "the rest of the flood is refused with 503: {rate_limited}"
+    );
+    assert_eq!(admitted.len(), ended.len(), "every admitted call ended");
+    for (call, from, held, _) in &ended {
+        if from.contains("flood@") {
+            assert!(
+                *held < confirm_timeout + Duration::from_millis(1500),
+                "{call} (never ACKed) held its slot for {held:?}"
+            );
+        }
+    }
+    assert!(
+        flood_report.all_succeeded(flood_calls.into()),
+        "{flood_report}"
+    );
+    engine.shutdown().unwrap();
+}
+
+/// A peer that vanishes without a BYE (issue 13): a call whose RTP stops is hung up after
+/// `rtp_timeout`. The peer here never sends RTP at all; it receives the BYE.
+#[test]
+fn a_call_without_rtp_is_hung_up_after_the_rtp_timeout() {
+    let _guard = lock();
+    let rtp_timeout = Duration::from_secs(2);
+    let (engine, events, port) = start(EngineConfig {
+        rtp_timeout,
+        ..config()
+    });
+    let rtp = RtpListener::bind().unwrap();
+    let sipp = Sipp::spawn(&uac("uac_wait_bye.xml", port, &rtp).var("WAIT_MS", 15_000)).unwrap();
+    let call = wait_event(&events, "Confirmed", Duration::from_secs(10), |e| match e {
+        Event::CallState {
+            call,
+            state: CallState::Confirmed,
+            ..
+        } => Some(call),
+        _ => None,
+    });
+    let confirmed = Instant::now();
+    wait_ended(&events, call);
+    let held = confirmed.elapsed();
+    assert!(
+        held >= rtp_timeout && held < rtp_timeout + Duration::from_millis(1500),
+        "hung up after {held:?}, expected about {rtp_timeout:?}"
+    );
+    let report = sipp.wait().unwrap();
+    assert!(
+        report.all_succeeded(1),
+        "the peer must get the BYE: {report}"
+    );
+    engine.shutdown().unwrap();
+}
+
+/// Trunk mode admits INVITEs from the trunk only (issue 13): the registrar runs on 127.0.0.1,
+/// so an INVITE from 127.0.0.2 is refused with 403 before the application hears of it, and one
+/// from 127.0.0.1 is answered.
+#[test]
+fn trunk_mode_admits_invites_only_from_the_trunk() {
+    let _guard = lock();
+    let registrar = registrar("s3cret", 3600);
+    let (engine, events, port) = start(EngineConfig {
+        account: Some(account(registrar.addr(), "s3cret")),
+        ..config()
+    });
+    assert!(matches!(
+        wait_registration(&events, Duration::from_secs(10)),
+        Registration::Registered { .. }
+    ));
+    let rtp = RtpListener::bind().unwrap();
+    let mut stranger = uac("uac_expect_reject.xml", port, &rtp).var("CODE", 403);
+    stranger.extra_args = vec!["-i".into(), "127.0.0.2".into()];
+    let stranger = Sipp::spawn(&stranger).unwrap();
+    let (reason, source) =
+        wait_event(
+            &events,
+            "IncomingRejected",
+            Duration::from_secs(10),
+            |e| match e {
+                Event::IncomingRejected { reason, source, .. } => Some((reason, source)),
+                Event::IncomingCall { from, .. } => {
+                    panic!("a stranger's INVITE reached the application: {from}")
+                }
+                _ => None,
+            },
+        );
+    assert_eq!(reason, RejectReason::NotAllowed);
+    assert_eq!(source.map(|s| s.ip()), Some("127.0.0.2".parse().unwrap()));
+    let report = stranger.wait().unwrap();
+    assert!(
+        report.all_succeeded(1),
+        "the stranger must see 403: {report}"
+    );
+
+    let scratch = integration_tests::process::scratch_dir("trunk-only").unwrap();
+    let trunk = Sipp::spawn(
+        &uac("uac_call.xml", port, &rtp)
+            .var("CALL_MS", 300)
+            .var("EVENTS_FILE", scratch.path().join("events").display()),
+    )
+    .unwrap();
+    let call = wait_event(
+        &events,
+        "IncomingCall",
+        Duration::from_secs(10),
+        |e| match e {
+            Event::IncomingCall { call, .. } => Some(call),
+            Event::IncomingRejected { reason, .. } => panic!("the trunk was refused: {reason:?}"),
+            _ => None,
+        },
+    );
+    assert_eq!(wait_ended(&events, call), 200);
+    let report = trunk.wait().unwrap();
+    assert!(report.all_succeeded(1), "{report}");
+    engine.shutdown().unwrap();
+    drop(registrar);
+}
+
+/// The caller's number comes from the parsed URI, never from the display name (issue 13), and
+/// from P-Asserted-Identity only when the trunk sent the INVITE.
+#[test]
+fn the_caller_number_comes_from_the_parsed_uri_and_pai_only_from_the_trunk() {
+    let _guard = lock();
+    for trunk in [false, true] {
+        let registrar = trunk.then(|| registrar("s3cret", 3600));
+        let (engine, events, port) = start(EngineConfig {
+            account: registrar.as_ref().map(|r| account(r.addr(), "s3cret")),
+            ..config()
+        });
+        if trunk {
+            assert!(matches!(
+                wait_registration(&events, Duration::from_secs(10)),
+                Registration::Registered { .. }
+            ));
+        }
+        let rtp = RtpListener::bind().unwrap();
+        let sipp = Sipp::spawn(&uac("uac_forged_identity.xml", port, &rtp).var("WAIT_MS", 10_000))
+            .unwrap();
+        let (call, caller, from) = wait_event(
+            &events,
+            "IncomingCall",
+            Duration::from_secs(10),
+            |e| match e {
+                Event::IncomingCall {
+                    call, caller, from, ..
+                } => Some((call, caller, from)),
+                _ => None,
+            },
+        );
+        let expected = if trunk { "+4930111111" } else { "+4917000001" };
+        assert_eq!(caller, expected, "trunk mode {trunk}, From {from}");
+        engine.handle().hangup(call, 0).wait().unwrap();
+        wait_ended(&events, call);
+        let report = sipp.wait().unwrap();
+        assert!(report.all_succeeded(1), "{report}");
+        engine.shutdown().unwrap();
+        drop(registrar);
+    }
 }

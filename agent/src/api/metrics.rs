@@ -63,6 +63,20 @@ struct Inner {
     tool_latency: Family<Labels, Histogram, fn() -> Histogram>,
     tool_calls: Family<Labels, Counter>,
     barge_ins: Counter,
+    invites_refused: Family<Labels, Counter>,
+    // Counters the engine keeps process-wide; copied in at each scrape.
+    requests_refused: Family<Labels, Counter>,
+    pjsip_log_suppressed: Counter,
+    panics_caught: Counter,
+    engine_seen: std::sync::Mutex<EngineCounts>,
+}
+
+/// The engine's process-wide counters as last copied into the registry.
+#[derive(Default)]
+struct EngineCounts {
+    refused: [u64; pjsip_safe::edge::RefusedKind::ALL.len()],
+    log_suppressed: u64,
+    panics: u64,
 }
 
 /// The service's metrics; cheap to clone.
@@ -168,7 +182,36 @@ impl Default for Metrics {
             "Times a caller interrupted the agent",
             barge_ins.clone(),
         );
+        let invites_refused = Family::<Labels, Counter>::default();
+        registry.register(
+            "voiceagent_sip_invites_refused",
+            "INVITEs refused before a call started, by reason (not_allowed, busy, rate_limited, shutting_down)",
+            invites_refused.clone(),
+        );
+        let requests_refused = Family::<Labels, Counter>::default();
+        registry.register(
+            "voiceagent_sip_requests_refused",
+            "SIP requests refused at the edge, by kind (refer, replaces, subscribe, publish, message)",
+            requests_refused.clone(),
+        );
+        let pjsip_log_suppressed = Counter::default();
+        registry.register(
+            "voiceagent_pjsip_log_suppressed",
+            "PJSIP log lines not written because of the log rate limit",
+            pjsip_log_suppressed.clone(),
+        );
+        let panics_caught = Counter::default();
+        registry.register(
+            "voiceagent_panics_caught",
+            "Panics caught at the boundary to PJSIP (each is also logged)",
+            panics_caught.clone(),
+        );
         Metrics(Arc::new(Inner {
+            invites_refused,
+            requests_refused,
+            pjsip_log_suppressed,
+            panics_caught,
+            engine_seen: Default::default(),
             registry,
             calls_active,
             calls,
@@ -252,6 +295,41 @@ impl Metrics {
         }
     }
 
+    /// Records an INVITE the engine refused (`reason` as in `pjsip_safe::RejectReason`).
+    pub fn invite_refused(&self, reason: pjsip_safe::RejectReason) {
+        let reason = match reason {
+            pjsip_safe::RejectReason::NotAllowed => "not_allowed",
+            pjsip_safe::RejectReason::Busy => "busy",
+            pjsip_safe::RejectReason::ShuttingDown => "shutting_down",
+            pjsip_safe::RejectReason::RateLimited => "rate_limited",
+        };
+        self.0
+            .invites_refused
+            .get_or_create(&vec![("reason", reason.to_owned())])
+            .inc();
+    }
+
+    /// Copies the engine's process-wide counters (edge refusals, suppressed PJSIP log lines,
+    /// caught panics) into the registry: each by what it grew since the last copy.
+    fn sync_engine_counters(&self) {
+        let m = &self.0;
+        let mut seen = m.engine_seen.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, (kind, n)) in pjsip_safe::edge::refused_counts().into_iter().enumerate() {
+            let counter = m
+                .requests_refused
+                .get_or_create(&vec![("kind", kind.as_str().to_owned())]);
+            counter.inc_by(n.saturating_sub(seen.refused[i]));
+            seen.refused[i] = n;
+        }
+        let suppressed = pjsip_safe::pjsip_log_suppressed();
+        m.pjsip_log_suppressed
+            .inc_by(suppressed.saturating_sub(seen.log_suppressed));
+        seen.log_suppressed = suppressed;
+        let panics = pjsip_safe::panics::caught_panics();
+        m.panics_caught.inc_by(panics.saturating_sub(seen.panics));
+        seen.panics = panics;
+    }
+
     fn add_drops(&self, uplink: u64, downlink: u64, underruns: u64) {
         let m = &self.0;
         if uplink > 0 {
@@ -269,6 +347,7 @@ impl Metrics {
 
     /// The exposition text, with the gauges read from the call book first.
     pub fn render(&self, active: usize, registration: &str) -> String {
+        self.sync_engine_counters();
         let m = &self.0;
         m.calls_active.set(active as i64);
         m.registered.set(i64::from(registration == "registered"));

@@ -203,6 +203,21 @@ fn sip(r: &mut Reader) -> SipSettings {
     let jitter_max_ms = r.parse_or("JITTER_MAX_MS", 120, |s| {
         parse::number_in(40..=2000)(s).map(|n| n as u32)
     });
+    let trunk_sources_only = r.parse_or("SIP_TRUNK_SOURCES_ONLY", true, parse::boolean);
+    let invite_rate = r.parse_or("SIP_INVITE_RATE", 5, |s| {
+        parse::number_in(0..=10_000)(s).map(|n| n as u32)
+    });
+    let rtp_timeout = r.parse_or("RTP_TIMEOUT", Duration::from_secs(60), |s| {
+        parse::number_in(0..=3600)(s).map(Duration::from_secs)
+    });
+    let user_agent = r.parse_or("SIP_USER_AGENT", "voiceagent".to_string(), |s| {
+        let s = s.trim();
+        if s.is_empty() || s.len() > 64 || !s.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+            Err("is not 1–64 printable ASCII characters".to_string())
+        } else {
+            Ok(s.to_string())
+        }
+    });
 
     SipSettings {
         trunk,
@@ -218,6 +233,10 @@ fn sip(r: &mut Reader) -> SipSettings {
         codecs,
         opus,
         jitter_max_ms,
+        trunk_sources_only,
+        invite_rate,
+        rtp_timeout,
+        user_agent,
     }
 }
 

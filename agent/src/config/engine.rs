@@ -38,6 +38,13 @@ impl Config {
             },
             max_calls: sip.max_calls,
             allowed_sources: sip.allowed_sources.clone(),
+            trunk_sources_only: sip.trunk_sources_only,
+            invite_rate: (sip.invite_rate > 0).then(|| pjsip_safe::InviteRate {
+                per_second: f64::from(sip.invite_rate),
+                burst: sip.invite_rate.saturating_mul(4),
+            }),
+            rtp_timeout: sip.rtp_timeout,
+            user_agent: sip.user_agent.clone(),
             answer: AnswerMode::Manual,
             log_level: pjsip_log_level(&self.log.filter),
             shutdown_timeout: self.shutdown_timeout,

@@ -139,6 +139,10 @@ const EVERYTHING: &[(&str, &str)] = &[
     ("SIP_TRANSPORT", "UDP"),
     ("SIP_REGISTER_INTERVAL", "600"),
     ("SIP_ALLOWED_SOURCES", "217.10.64.0/20, 10.0.0.5"),
+    ("SIP_TRUNK_SOURCES_ONLY", "false"),
+    ("SIP_INVITE_RATE", "3"),
+    ("SIP_USER_AGENT", "PBX 1"),
+    ("RTP_TIMEOUT", "20"),
     (
         "STUN_SERVERS",
         "stun.sipgate.net:3478,stun:stun.example.com",
@@ -288,6 +292,11 @@ fn every_key_is_parsed() {
     assert_eq!(e.max_calls, 10);
     assert_eq!(e.allowed_sources.len(), 2);
     assert_eq!(e.stun_servers.len(), 2);
+    assert!(!e.trunk_sources_only);
+    let rate = e.invite_rate.expect("SIP_INVITE_RATE=3");
+    assert_eq!((rate.per_second, rate.burst), (3.0, 12));
+    assert_eq!(e.user_agent, "PBX 1");
+    assert_eq!(e.rtp_timeout, Duration::from_secs(20));
     assert_eq!(e.answer, AnswerMode::Manual);
     assert_eq!(e.shutdown_timeout, Duration::from_secs(10));
     e.validate().expect("engine accepts the mapped config");
@@ -371,6 +380,10 @@ fn every_bad_value_is_reported_in_one_pass_with_key_and_fix() {
         ("SIP_TRANSPORT", "tls"),
         ("SIP_REGISTER_INTERVAL", "10"),
         ("SIP_ALLOWED_SOURCES", "10.0.0.0/33"),
+        ("SIP_TRUNK_SOURCES_ONLY", "perhaps"),
+        ("SIP_INVITE_RATE", "-1"),
+        ("SIP_USER_AGENT", "bad\u{7}agent"),
+        ("RTP_TIMEOUT", "forever"),
         ("STUN_SERVERS", "stun.example.com:99999"),
         ("MAX_CALLS", "0"),
         ("RTP_PORT_START", "80"),

@@ -1,21 +1,22 @@
-//! The call table: which pjsua calls are ours, who may call in, when ringing calls are answered,
-//! and what to do with calls PJSIP holds that the engine never admitted.
+//! The call table: which pjsua calls are ours, whether we still accept calls, when ringing calls
+//! are answered, which calls hold resources for nothing (no ACK, no RTP), and what to do with
+//! calls PJSIP holds that the engine never admitted. Who may call in is decided by
+//! `admission.rs` from the counts this table gives it.
 //!
 //! Policy lives here without pjsua: every decision is a plain function of the table, the
-//! configuration and the time, so it is unit-tested below. The loop (`mod.rs`) carries the
-//! decisions out (sends the 403/486/503, hangs up, emits events).
+//! configuration and the time (what pjsua knows, such as RTP counts, is passed in), so it is
+//! unit-tested below. The loop (`mod.rs`) carries the decisions out (hangs up, emits events).
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroUsize;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pjsip_sys as sys;
 
 use crate::callbacks;
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
-use crate::event::{CallId, CallMedia, CallState, Direction, RejectReason};
+use crate::event::{CallId, CallMedia, CallState, Direction};
 use crate::media::{downlink_channel, tap_channel, uplink_channel, DownlinkRt, TapRt, UplinkRt};
 use crate::port::PortHandle;
 
@@ -35,6 +36,39 @@ pub(super) struct CallRecord {
     /// When a ringing call is to be answered (`AnswerMode::AfterRing`).
     pub(super) answer_at: Option<Instant>,
     pub(super) warned_high_water: bool,
+    /// When we sent 200 to an incoming call; the ACK must follow within `confirm_timeout`.
+    pub(super) answered_at: Option<Instant>,
+    /// The INVITE transaction is complete (ACK received or sent).
+    pub(super) confirmed: bool,
+    /// RTP packets received at the last check, and when that count last grew.
+    pub(super) rx_packets: u32,
+    pub(super) rx_seen_at: Instant,
+}
+
+/// Why a call is hung up by the table's timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Expiry {
+    /// Answered, but the ACK never came (a flood of INVITEs that never complete): 408.
+    NoAck,
+    /// Confirmed with active media, but no RTP for `rtp_timeout` (the peer vanished): BYE.
+    NoRtp,
+}
+
+impl Expiry {
+    pub(super) fn why(self) -> &'static str {
+        match self {
+            Expiry::NoAck => "no ACK for the answer",
+            Expiry::NoRtp => "no RTP received",
+        }
+    }
+
+    /// The hang-up code (0: pjsua picks, a BYE for a confirmed call).
+    pub(super) fn code(self) -> u16 {
+        match self {
+            Expiry::NoAck => 408,
+            Expiry::NoRtp => 0,
+        }
+    }
 }
 
 /// What to do with a state change of a pjsua call the table does not hold.
@@ -75,6 +109,15 @@ impl CallTable {
         self.records.is_empty()
     }
 
+    pub(super) fn accepting(&self) -> bool {
+        self.accepting
+    }
+
+    /// Our calls, as admission counts them.
+    pub(super) fn active(&self) -> u32 {
+        self.records.len() as u32
+    }
+
     pub(super) fn stop_accepting(&mut self) {
         self.accepting = false;
     }
@@ -98,16 +141,6 @@ impl CallTable {
             .find(|(_, r)| r.id == call)
             .map(|(&idx, _)| idx)
             .ok_or(Error::NoSuchCall(call))
-    }
-
-    /// Whether an incoming INVITE from `source` is admitted, with `active` calls of ours
-    /// (not counting this one); `Some(reason)` refuses it.
-    pub(super) fn admission(
-        &self,
-        config: &EngineConfig,
-        source: Option<SocketAddr>,
-    ) -> Option<RejectReason> {
-        admission(self.accepting, config, source, self.records.len() as u32)
     }
 
     /// Whether we may place a call now.
@@ -163,6 +196,10 @@ impl CallTable {
                 connected_to: None,
                 answer_at: None,
                 warned_high_water: false,
+                answered_at: None,
+                confirmed: false,
+                rx_packets: 0,
+                rx_seen_at: Instant::now(),
             },
         );
         id
@@ -187,6 +224,51 @@ impl CallTable {
             .filter(|r| r.answer_at.is_some_and(|t| t <= now))
             .map(|r| r.id)
             .collect()
+    }
+
+    /// Calls that hold resources for nothing at `now`: answered but not confirmed within
+    /// `confirm_timeout`, or confirmed with media connected but no new RTP (as
+    /// `rx_packets(idx)` counts it) for `rtp_timeout` (zero: never). Each is reported once:
+    /// its timers are cleared while the hang-up takes its moment.
+    pub(super) fn expired(
+        &mut self,
+        now: Instant,
+        confirm_timeout: Duration,
+        rtp_timeout: Duration,
+        mut rx_packets: impl FnMut(sys::pjsua_call_id) -> Option<u32>,
+    ) -> Vec<(sys::pjsua_call_id, CallId, Expiry)> {
+        let mut expired = Vec::new();
+        for (&idx, record) in self.records.iter_mut() {
+            if !record.confirmed {
+                if record
+                    .answered_at
+                    .is_some_and(|t| now.duration_since(t) >= confirm_timeout)
+                {
+                    expired.push((idx, record.id, Expiry::NoAck));
+                }
+                continue;
+            }
+            if rtp_timeout.is_zero() || record.connected_to.is_none() {
+                // On hold or without media the peer may rightly send nothing.
+                record.rx_seen_at = now;
+                continue;
+            }
+            let packets = rx_packets(idx).unwrap_or(record.rx_packets);
+            if packets != record.rx_packets {
+                record.rx_packets = packets;
+                record.rx_seen_at = now;
+            } else if now.duration_since(record.rx_seen_at) >= rtp_timeout {
+                expired.push((idx, record.id, Expiry::NoRtp));
+            }
+        }
+        for (idx, _, _) in &expired {
+            if let Some(r) = self.records.get_mut(idx) {
+                // Once: the BYE or 408 takes a moment.
+                r.answered_at = None;
+                r.confirmed = false;
+            }
+        }
+        expired
     }
 
     /// The rule for a state change of a call the table does not hold: forget a refused call
@@ -216,42 +298,6 @@ impl CallTable {
     }
 }
 
-/// The admission policy for an incoming INVITE: shutting down (503) wins over the source
-/// allowlist (403), which wins over the call cap (486). `active` counts our calls, not this one.
-pub(super) fn admission(
-    accepting: bool,
-    config: &EngineConfig,
-    source: Option<SocketAddr>,
-    active: u32,
-) -> Option<RejectReason> {
-    let allowed = config.allowed_sources.is_empty()
-        || source.is_some_and(|s| {
-            let ip = match s.ip() {
-                IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-                v4 => v4,
-            };
-            config.allowed_sources.iter().any(|net| net.contains(&ip))
-        });
-    if !accepting {
-        Some(RejectReason::ShuttingDown)
-    } else if !allowed {
-        Some(RejectReason::NotAllowed)
-    } else if active >= config.max_calls {
-        Some(RejectReason::Busy)
-    } else {
-        None
-    }
-}
-
-/// The SIP final response for a refusal.
-pub(super) fn reject_code(reason: RejectReason) -> u16 {
-    match reason {
-        RejectReason::NotAllowed => 403,
-        RejectReason::Busy => 486,
-        RejectReason::ShuttingDown => 503,
-    }
-}
-
 /// PJSIP's invite session state as ours.
 pub(super) fn map_state(state: sys::pjsip_inv_state) -> CallState {
     match state {
@@ -270,80 +316,12 @@ mod tests {
 
     use super::*;
 
-    fn config(max_calls: u32, allowed: &[&str]) -> EngineConfig {
+    fn config(max_calls: u32) -> EngineConfig {
         EngineConfig {
             max_calls,
-            allowed_sources: allowed.iter().map(|n| n.parse().unwrap()).collect(),
             queue_frames: 4,
             ..EngineConfig::default()
         }
-    }
-
-    fn from(addr: &str) -> Option<SocketAddr> {
-        Some(addr.parse().unwrap())
-    }
-
-    #[test]
-    fn admission_admits_anyone_below_the_cap_without_an_allowlist() {
-        let c = config(2, &[]);
-        assert_eq!(admission(true, &c, from("203.0.113.9:5060"), 0), None);
-        assert_eq!(admission(true, &c, from("203.0.113.9:5060"), 1), None);
-        assert_eq!(admission(true, &c, None, 1), None);
-    }
-
-    #[test]
-    fn admission_refuses_at_the_cap_with_busy() {
-        let c = config(2, &[]);
-        assert_eq!(
-            admission(true, &c, from("127.0.0.1:5060"), 2),
-            Some(RejectReason::Busy)
-        );
-        assert_eq!(
-            admission(true, &c, from("127.0.0.1:5060"), 7),
-            Some(RejectReason::Busy)
-        );
-    }
-
-    #[test]
-    fn admission_checks_the_allowlist_including_v4_mapped_v6_and_unknown_sources() {
-        let c = config(5, &["192.0.2.0/24", "2001:db8::/32"]);
-        assert_eq!(admission(true, &c, from("192.0.2.7:5060"), 0), None);
-        assert_eq!(
-            admission(true, &c, from("[::ffff:192.0.2.7]:5060"), 0),
-            None
-        );
-        assert_eq!(admission(true, &c, from("[2001:db8::1]:5060"), 0), None);
-        assert_eq!(
-            admission(true, &c, from("198.51.100.1:5060"), 0),
-            Some(RejectReason::NotAllowed)
-        );
-        // No source address at all cannot prove membership.
-        assert_eq!(admission(true, &c, None, 0), Some(RejectReason::NotAllowed));
-    }
-
-    #[test]
-    fn admission_order_is_shutdown_then_allowlist_then_cap() {
-        let c = config(1, &["192.0.2.0/24"]);
-        let outsider = from("198.51.100.1:5060");
-        assert_eq!(
-            admission(false, &c, outsider, 9),
-            Some(RejectReason::ShuttingDown)
-        );
-        assert_eq!(
-            admission(true, &c, outsider, 9),
-            Some(RejectReason::NotAllowed)
-        );
-        assert_eq!(
-            admission(true, &c, from("192.0.2.1:5060"), 1),
-            Some(RejectReason::Busy)
-        );
-    }
-
-    #[test]
-    fn refusals_map_to_their_sip_codes() {
-        assert_eq!(reject_code(RejectReason::NotAllowed), 403);
-        assert_eq!(reject_code(RejectReason::Busy), 486);
-        assert_eq!(reject_code(RejectReason::ShuttingDown), 503);
     }
 
     #[test]
@@ -427,16 +405,13 @@ mod tests {
     fn the_table_counts_its_calls_for_admission_and_finds_them_by_id() {
         // Indices far above any a running engine in this test binary could use (CALL_IDS is
         // process-wide); the table clears them again on remove.
-        let c = config(2, &[]);
+        let c = config(2);
         let mut table = CallTable::new();
         let a = table.insert(200, Direction::Incoming, &c);
-        assert_eq!(table.admission(&c, from("127.0.0.1:5060")), None);
+        assert_eq!(table.active(), 1);
         let b = table.insert(201, Direction::Outgoing, &c);
         assert_ne!(a, b);
-        assert_eq!(
-            table.admission(&c, from("127.0.0.1:5060")),
-            Some(RejectReason::Busy)
-        );
+        assert_eq!(table.active(), 2);
         assert!(matches!(
             table.admit_outgoing(c.max_calls),
             Err(Error::TooManyCalls(2))
@@ -445,22 +420,74 @@ mod tests {
         assert!(table.remove(200).is_some());
         assert!(matches!(table.index_of(a), Err(Error::NoSuchCall(_))));
         assert!(table.admit_outgoing(c.max_calls).is_ok());
+        assert!(table.accepting());
         table.stop_accepting();
+        assert!(!table.accepting());
         assert!(matches!(
             table.admit_outgoing(c.max_calls),
             Err(Error::Stopped)
         ));
-        assert_eq!(
-            table.admission(&c, from("127.0.0.1:5060")),
-            Some(RejectReason::ShuttingDown)
-        );
         assert_eq!(table.drain().len(), 1);
         assert!(table.is_empty());
     }
 
     #[test]
+    fn unacknowledged_answers_and_silent_calls_expire_once() {
+        let c = config(4);
+        let mut table = CallTable::new();
+        let t0 = Instant::now();
+        let confirm = Duration::from_secs(8);
+        let rtp = Duration::from_secs(60);
+        let no_ack = table.insert(220, Direction::Incoming, &c);
+        table.get_mut(220).unwrap().answered_at = Some(t0);
+        let silent = table.insert(221, Direction::Incoming, &c);
+        let talking = table.insert(222, Direction::Incoming, &c);
+        let on_hold = table.insert(223, Direction::Incoming, &c);
+        for idx in [221, 222, 223] {
+            let r = table.get_mut(idx).unwrap();
+            r.confirmed = true;
+            r.rx_seen_at = t0;
+            r.connected_to = (idx != 223).then_some(1);
+        }
+        let mut packets = 10;
+        let mut rx = |idx| match idx {
+            222 => {
+                packets += 50;
+                Some(packets)
+            }
+            _ => Some(0),
+        };
+        assert!(table
+            .expired(t0 + Duration::from_secs(7), confirm, rtp, &mut rx)
+            .is_empty());
+        let mut got = table.expired(t0 + Duration::from_secs(61), confirm, rtp, &mut rx);
+        got.sort_by_key(|(idx, _, _)| *idx);
+        assert_eq!(
+            got,
+            vec![(220, no_ack, Expiry::NoAck), (221, silent, Expiry::NoRtp)]
+        );
+        assert_eq!(Expiry::NoAck.code(), 408);
+        // Reported once; the talking call and the call on hold stay.
+        assert!(table
+            .expired(t0 + Duration::from_secs(200), confirm, rtp, &mut rx)
+            .is_empty());
+        let _ = (talking, on_hold);
+        // A zero RTP timeout never expires a confirmed call.
+        table.get_mut(221).unwrap().confirmed = true;
+        assert!(table
+            .expired(
+                t0 + Duration::from_secs(999),
+                confirm,
+                Duration::ZERO,
+                |_| Some(0)
+            )
+            .is_empty());
+        table.drain();
+    }
+
+    #[test]
     fn ringing_calls_are_due_once_their_delay_is_over() {
-        let c = config(4, &[]);
+        let c = config(4);
         let mut table = CallTable::new();
         let now = Instant::now();
         let soon = table.insert(210, Direction::Incoming, &c);

@@ -20,14 +20,16 @@ mod conference;
 mod setup;
 
 use std::ffi::CString;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use pjsip_sys as sys;
 
-use self::calls::{map_state, reject_code, CallTable, UnknownCall};
+use self::calls::{map_state, CallTable, UnknownCall};
 use self::conference::{attach_port, audio_media_index, detach_port, media_info};
+use crate::admission::{refusal_code, Admission, TRUNK_REFRESH};
 use crate::callbacks::{self, Record};
 use crate::command::Command;
 use crate::config::{AnswerMode, EngineConfig};
@@ -36,6 +38,7 @@ use crate::event::{
     CallId, CallState, Direction, Event, MediaInfo, MediaStatus, Registration, RejectReason,
 };
 use crate::info::{CallStats, EngineInfo};
+use crate::log_limit::LogLimiter;
 use crate::panics::{self, fault_point};
 use crate::pjstr::cstring;
 use crate::pjsua::{self, Pjsua};
@@ -59,6 +62,17 @@ struct State {
     last_housekeeping: Instant,
     /// The trunk account holds a registration (so shutdown waits for its removal).
     registered: bool,
+    /// Who may start a call (source policy, per-source INVITE rate).
+    admission: Admission,
+    /// Resolutions of the trunk's host names running off this thread (see `housekeeping`).
+    trunk_lookup: Option<crossbeam_channel::Receiver<Vec<IpAddr>>>,
+    last_trunk_lookup: Instant,
+    /// What the trunk's host names resolved to last.
+    trunk_resolved: Vec<IpAddr>,
+    /// The address the trunk's registrar last answered from (admitted in trunk mode).
+    registrar_address: Option<IpAddr>,
+    /// Log lines about refused INVITEs, per reason, under a budget.
+    refusal_log: LogLimiter<RejectReason>,
 }
 
 /// Marks the process-wide engine slot free again when the thread ends, however it ends.
@@ -111,6 +125,12 @@ pub(crate) fn run(
         info: setup.info,
         last_housekeeping: Instant::now(),
         registered: false,
+        admission: setup.admission,
+        trunk_lookup: None,
+        last_trunk_lookup: Instant::now(),
+        trunk_resolved: setup.trunk_resolved,
+        registrar_address: None,
+        refusal_log: LogLimiter::new(5, Duration::from_secs(60)),
     };
     let _ = ready.send(Ok(state.info.clone()));
 
@@ -155,6 +175,14 @@ fn hangup(pj: Pjsua, idx: sys::pjsua_call_id, code: u16) {
     if let Err(e) = pj.call_hangup(idx, code) {
         tracing::debug!(pjsua_call = idx, "hang-up: {e}");
     }
+}
+
+/// RTP packets received on the call's audio stream so far.
+fn rx_packets(pj: Pjsua, idx: sys::pjsua_call_id) -> Option<u32> {
+    let info = pj.call_get_info(idx).ok()?;
+    let med = audio_media_index(&info)?;
+    let stat = pj.call_get_stream_stat(idx, med).ok()?;
+    Some(stat.rtcp.rx.pkt)
 }
 
 /// A REGISTER outcome as the application sees it.
@@ -245,6 +273,7 @@ impl State {
         let idx = self.calls.index_of(call)?;
         if let Some(r) = self.calls.get_mut(idx) {
             r.answer_at = None;
+            r.answered_at.get_or_insert_with(Instant::now);
         }
         let opt = self.pj.call_setting_audio_only();
         self.pj.call_answer(idx, &opt, 200)
@@ -367,7 +396,16 @@ impl State {
                 from,
                 to,
                 source,
-            } => self.incoming(call, from, to, source),
+                caller_from,
+                caller_asserted,
+            } => {
+                let from_trunk = source.is_some_and(|s| self.admission.is_trunk(s.ip()));
+                let caller = match caller_asserted {
+                    Some(asserted) if from_trunk => asserted,
+                    _ => caller_from,
+                };
+                self.incoming(call, from, to, source, caller)
+            }
             Record::State {
                 call,
                 state,
@@ -381,7 +419,14 @@ impl State {
                 reason,
                 expires,
                 unregistering,
+                source,
             } => {
+                if let Some(ip) = source.filter(|_| (200..300).contains(&code)) {
+                    if self.registrar_address != Some(ip) {
+                        self.registrar_address = Some(ip);
+                        self.refresh_trunk_addresses(Vec::new());
+                    }
+                }
                 let reg = registration(code, reason, expires, unregistering);
                 self.registered = matches!(reg, Registration::Registered { .. });
                 tracing::info!("registration: {reg:?}");
@@ -411,8 +456,16 @@ impl State {
         from: String,
         to: String,
         source: Option<std::net::SocketAddr>,
+        caller: String,
     ) {
-        if let Some(reason) = self.calls.admission(&self.config, source) {
+        let verdict = self.admission.decide(
+            source.map(|s| s.ip()),
+            self.calls.active(),
+            self.config.max_calls,
+            self.calls.accepting(),
+            Instant::now(),
+        );
+        if let Err(reason) = verdict {
             self.refuse(idx, from, source, reason);
             return;
         }
@@ -427,6 +480,7 @@ impl State {
             from,
             to,
             source,
+            caller,
         });
         match self.config.answer {
             AnswerMode::Manual => {}
@@ -450,8 +504,10 @@ impl State {
         source: Option<std::net::SocketAddr>,
         reason: RejectReason,
     ) {
-        let code = reject_code(reason);
-        tracing::info!(%from, ?source, ?reason, "refusing INVITE with {code}");
+        let code = refusal_code(reason);
+        if self.refusal_log.admit(reason, Instant::now()) {
+            tracing::info!(%from, ?source, ?reason, "refusing INVITE with {code}");
+        }
         self.calls.refuse(idx);
         hangup(self.pj, idx, code);
         self.emit(Event::IncomingRejected {
@@ -483,6 +539,12 @@ impl State {
         };
         let id = record.id;
         let state = map_state(state);
+        if state == CallState::Confirmed {
+            if let Some(r) = self.calls.get_mut(idx) {
+                r.confirmed = true;
+                r.rx_seen_at = Instant::now();
+            }
+        }
         self.emit(Event::CallState {
             call: id,
             state,
@@ -573,6 +635,11 @@ impl State {
             return;
         }
         self.last_housekeeping = Instant::now();
+        self.expire_calls();
+        self.poll_trunk_lookup();
+        for (kind, suppressed) in self.refusal_log.summaries(Instant::now()) {
+            tracing::info!(reason = ?kind, suppressed, "refused more INVITEs than were logged");
+        }
         panics::report_rt();
         let dropped = callbacks::dtmf_dropped();
         if dropped > 0 {
@@ -593,6 +660,70 @@ impl State {
             }
             record.warned_high_water = high;
         }
+    }
+
+    /// Hangs up calls that hold resources for nothing (the rule: [`CallTable::expired`]).
+    fn expire_calls(&mut self) {
+        let pj = self.pj;
+        let expired = self.calls.expired(
+            Instant::now(),
+            self.config.confirm_timeout,
+            self.config.rtp_timeout,
+            |idx| rx_packets(pj, idx),
+        );
+        for (idx, id, expiry) in expired {
+            tracing::warn!(call = %id, "hanging up: {}", expiry.why());
+            hangup(pj, idx, expiry.code());
+        }
+    }
+
+    /// Starts a resolution of the trunk's host names off this thread when one is due, and
+    /// takes the result of the last one.
+    fn poll_trunk_lookup(&mut self) {
+        let Some(account) = self.config.account.clone() else {
+            return;
+        };
+        if let Some(rx) = &self.trunk_lookup {
+            match rx.try_recv() {
+                Ok(addresses) => {
+                    self.trunk_lookup = None;
+                    // A failed lookup keeps the last good addresses.
+                    if !addresses.is_empty() {
+                        self.refresh_trunk_addresses(addresses);
+                    }
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) => {}
+                Err(crossbeam_channel::TryRecvError::Disconnected) => self.trunk_lookup = None,
+            }
+            return;
+        }
+        if self.last_trunk_lookup.elapsed() < TRUNK_REFRESH {
+            return;
+        }
+        self.last_trunk_lookup = Instant::now();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let spawned = std::thread::Builder::new()
+            .name("trunk-dns".into())
+            .spawn(move || {
+                let _ = tx.send(setup::resolve_trunk(&account));
+            });
+        if spawned.is_ok() {
+            self.trunk_lookup = Some(rx);
+        }
+    }
+
+    /// The trunk's admitted addresses: what its names resolved to (`resolved`, or the last
+    /// resolution when empty) plus the address its registrar answered from.
+    fn refresh_trunk_addresses(&mut self, resolved: Vec<IpAddr>) {
+        if !resolved.is_empty() {
+            self.trunk_resolved = resolved;
+        }
+        let mut all = self.trunk_resolved.clone();
+        all.extend(self.registrar_address);
+        if all != self.admission.trunk_addresses() {
+            tracing::info!(addresses = ?all, "trunk addresses admitted for INVITEs");
+        }
+        self.admission.set_trunk_addresses(all);
     }
 
     fn shutdown(&mut self) -> Result<()> {

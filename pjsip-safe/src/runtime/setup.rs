@@ -6,11 +6,13 @@
 //! call table.
 
 use std::ffi::CString;
+use std::net::IpAddr;
 
 use pjsip_sys as sys;
 
+use crate::admission::{Admission, AdmissionConfig};
 use crate::callbacks;
-use crate::config::{ContactRewrite, EngineConfig, Transport};
+use crate::config::{AccountConfig, ContactRewrite, EngineConfig, Transport};
 use crate::error::{check, Error, Result};
 use crate::info::{CodecInfo, EngineInfo};
 use crate::pjstr::{self, cstring};
@@ -31,6 +33,10 @@ pub(super) struct Setup {
     pub(super) default_acc: sys::pjsua_acc_id,
     pub(super) trunk_acc: Option<sys::pjsua_acc_id>,
     pub(super) info: EngineInfo,
+    /// Who may start a call, with the trunk's addresses as resolved at start-up.
+    pub(super) admission: Admission,
+    /// What the trunk's host names resolved to at start-up.
+    pub(super) trunk_resolved: Vec<IpAddr>,
 }
 
 /// Brings pjsua up from the engine's configuration. On error the caller destroys pjsua.
@@ -122,6 +128,30 @@ pub(super) fn init(pj: Pjsua, config: &EngineConfig) -> Result<Setup> {
     };
     pj.start()?;
 
+    let mut admission = Admission::new(
+        AdmissionConfig {
+            allowed_sources: config.allowed_sources.clone(),
+            trunk_sources_only: config.trunk_sources_only,
+            invite_rate: config.invite_rate,
+        },
+        trunk_acc.is_some(),
+    );
+    let trunk_resolved = config
+        .account
+        .as_ref()
+        .map(resolve_trunk)
+        .unwrap_or_default();
+    admission.set_trunk_addresses(trunk_resolved.clone());
+    if let Some(account) = &config.account {
+        if config.trunk_sources_only && admission.trunk_addresses().is_empty() {
+            tracing::warn!(
+                server = %account.server,
+                "the trunk's host name did not resolve: until it does (or its registrar answers), \
+                 only SIP_ALLOWED_SOURCES may call in"
+            );
+        }
+    }
+
     let codecs = list_codecs(pj);
     let info = EngineInfo {
         pjsip_version: pjsua::pjsip_version(),
@@ -136,7 +166,28 @@ pub(super) fn init(pj: Pjsua, config: &EngineConfig) -> Result<Setup> {
         default_acc: trunk_acc.unwrap_or(default_acc),
         trunk_acc,
         info,
+        admission,
+        trunk_resolved,
     })
+}
+
+/// Resolves the trunk's registrar and proxy host names (blocking DNS: at start-up, or on the
+/// `trunk-dns` thread). Failures give fewer (or no) addresses.
+pub(super) fn resolve_trunk(account: &AccountConfig) -> Vec<IpAddr> {
+    use std::net::ToSocketAddrs;
+    let mut out = Vec::new();
+    for uri in std::iter::once(account.server.as_str()).chain(account.proxy.as_deref()) {
+        let Some((host, port)) = crate::sip_uri::host_port(uri) else {
+            continue;
+        };
+        match (host.as_str(), port).to_socket_addrs() {
+            Ok(addrs) => out.extend(addrs.map(|a| a.ip())),
+            Err(e) => tracing::warn!(%host, "cannot resolve the trunk's host: {e}"),
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 fn configure_codecs(pj: Pjsua, config: &EngineConfig) -> Result<()> {
