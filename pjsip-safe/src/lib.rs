@@ -37,6 +37,7 @@
 //! | `runtime::calls` | the call table and its policy: accepting or not, answer timers, ACK and RTP timeouts, unknown calls (unit-tested) |
 //! | `admission` | who may start a call: shutdown, source policy (allowlist, trunk-only), per-source INVITE rate, the cap (unit-tested) |
 //! | `runtime::conference` | a call's media port in the bridge, connected both ways; stream info |
+//! | `runtime::trunk` | the trunk's addresses admission trusts: resolved at start, refreshed off-thread, plus the registrar's |
 //! | `pjsua` | the thin layer: every pjsua/pjmedia call the loop makes, safe and checked |
 //! | `callbacks` | the `extern "C"` callbacks: copy into records (SIP) or a lock-free queue (DTMF) |
 //! | `port` | the custom `pjmedia_port` (real-time `get_frame`/`put_frame`) and its lifetime |

@@ -10,7 +10,8 @@
 //! - this module: the loop (commands, records, housekeeping, shutdown);
 //! - [`setup`]: bringing pjsua up from the configuration (codecs, transports, STUN, accounts);
 //! - [`calls`]: the call table and its policy (admission, answer timers, unknown calls);
-//! - [`conference`]: a call's media port in the bridge.
+//! - [`conference`]: a call's media port in the bridge;
+//! - [`trunk`]: the trunk's addresses that admission trusts, kept fresh.
 //!
 //! Every pjsua call goes through the thin layer in `pjsua.rs`; the loop, `calls` and
 //! `conference` hold no `unsafe` (`setup` has one: the STUN callback reads pjsua's pointer).
@@ -18,6 +19,7 @@
 mod calls;
 mod conference;
 mod setup;
+mod trunk;
 
 use std::ffi::CString;
 use std::net::IpAddr;
@@ -29,7 +31,7 @@ use pjsip_sys as sys;
 
 use self::calls::{map_state, CallTable, UnknownCall};
 use self::conference::{attach_port, audio_media_index, detach_port, media_info};
-use crate::admission::{refusal_code, Admission, TRUNK_REFRESH};
+use crate::admission::{refusal_code, Admission};
 use crate::callbacks::{self, Record};
 use crate::command::Command;
 use crate::config::{AnswerMode, EngineConfig};
@@ -675,55 +677,6 @@ impl State {
             tracing::warn!(call = %id, "hanging up: {}", expiry.why());
             hangup(pj, idx, expiry.code());
         }
-    }
-
-    /// Starts a resolution of the trunk's host names off this thread when one is due, and
-    /// takes the result of the last one.
-    fn poll_trunk_lookup(&mut self) {
-        let Some(account) = self.config.account.clone() else {
-            return;
-        };
-        if let Some(rx) = &self.trunk_lookup {
-            match rx.try_recv() {
-                Ok(addresses) => {
-                    self.trunk_lookup = None;
-                    // A failed lookup keeps the last good addresses.
-                    if !addresses.is_empty() {
-                        self.refresh_trunk_addresses(addresses);
-                    }
-                }
-                Err(crossbeam_channel::TryRecvError::Empty) => {}
-                Err(crossbeam_channel::TryRecvError::Disconnected) => self.trunk_lookup = None,
-            }
-            return;
-        }
-        if self.last_trunk_lookup.elapsed() < TRUNK_REFRESH {
-            return;
-        }
-        self.last_trunk_lookup = Instant::now();
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let spawned = std::thread::Builder::new()
-            .name("trunk-dns".into())
-            .spawn(move || {
-                let _ = tx.send(setup::resolve_trunk(&account));
-            });
-        if spawned.is_ok() {
-            self.trunk_lookup = Some(rx);
-        }
-    }
-
-    /// The trunk's admitted addresses: what its names resolved to (`resolved`, or the last
-    /// resolution when empty) plus the address its registrar answered from.
-    fn refresh_trunk_addresses(&mut self, resolved: Vec<IpAddr>) {
-        if !resolved.is_empty() {
-            self.trunk_resolved = resolved;
-        }
-        let mut all = self.trunk_resolved.clone();
-        all.extend(self.registrar_address);
-        if all != self.admission.trunk_addresses() {
-            tracing::info!(addresses = ?all, "trunk addresses admitted for INVITEs");
-        }
-        self.admission.set_trunk_addresses(all);
     }
 
     fn shutdown(&mut self) -> Result<()> {

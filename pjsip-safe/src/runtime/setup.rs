@@ -12,7 +12,7 @@ use pjsip_sys as sys;
 
 use crate::admission::{Admission, AdmissionConfig};
 use crate::callbacks;
-use crate::config::{AccountConfig, ContactRewrite, EngineConfig, Transport};
+use crate::config::{ContactRewrite, EngineConfig, Transport};
 use crate::error::{check, Error, Result};
 use crate::info::{CodecInfo, EngineInfo};
 use crate::pjstr::{self, cstring};
@@ -139,7 +139,7 @@ pub(super) fn init(pj: Pjsua, config: &EngineConfig) -> Result<Setup> {
     let trunk_resolved = config
         .account
         .as_ref()
-        .map(resolve_trunk)
+        .map(super::trunk::resolve_trunk)
         .unwrap_or_default();
     admission.set_trunk_addresses(trunk_resolved.clone());
     if let Some(account) = &config.account {
@@ -169,25 +169,6 @@ pub(super) fn init(pj: Pjsua, config: &EngineConfig) -> Result<Setup> {
         admission,
         trunk_resolved,
     })
-}
-
-/// Resolves the trunk's registrar and proxy host names (blocking DNS: at start-up, or on the
-/// `trunk-dns` thread). Failures give fewer (or no) addresses.
-pub(super) fn resolve_trunk(account: &AccountConfig) -> Vec<IpAddr> {
-    use std::net::ToSocketAddrs;
-    let mut out = Vec::new();
-    for uri in std::iter::once(account.server.as_str()).chain(account.proxy.as_deref()) {
-        let Some((host, port)) = crate::sip_uri::host_port(uri) else {
-            continue;
-        };
-        match (host.as_str(), port).to_socket_addrs() {
-            Ok(addrs) => out.extend(addrs.map(|a| a.ip())),
-            Err(e) => tracing::warn!(%host, "cannot resolve the trunk's host: {e}"),
-        }
-    }
-    out.sort();
-    out.dedup();
-    out
 }
 
 fn configure_codecs(pj: Pjsua, config: &EngineConfig) -> Result<()> {
