@@ -9,7 +9,8 @@
 //! Rooms:
 //! - this module: the loop (commands, records, housekeeping, shutdown);
 //! - [`setup`]: bringing pjsua up from the configuration (codecs, transports, STUN, accounts);
-//! - [`calls`]: the call table and its policy (admission, answer timers, unknown calls);
+//! - [`calls`]: the call table and its policy (accepting, answer timers, ACK/RTP timeouts,
+//!   unknown calls); who may call in is `admission.rs`, asked with the table's counts;
 //! - [`conference`]: a call's media port in the bridge;
 //! - [`trunk`]: the trunk's addresses that admission trusts, kept fresh.
 //!
