@@ -70,15 +70,29 @@ fn run(label: &str, dir: &Path, queries: &[String]) {
         found += usize::from(!catalog.search(q, 5).hits.is_empty());
     }
     let mut lat = Vec::with_capacity(queries.len() * ROUNDS);
+    let mut per_query = vec![Duration::ZERO; queries.len()];
     for _ in 0..ROUNDS {
-        for q in queries {
+        for (i, q) in queries.iter().enumerate() {
             let t = Instant::now();
             let r = catalog.search(q, 5);
-            lat.push(t.elapsed());
+            let d = t.elapsed();
+            lat.push(d);
+            per_query[i] = per_query[i].max(d);
             std::hint::black_box(r);
         }
     }
     lat.sort_unstable();
+    let mut slow: Vec<(Duration, &str)> = per_query
+        .iter()
+        .zip(queries)
+        .map(|(d, q)| (*d, q.as_str()))
+        .collect();
+    slow.sort_unstable_by_key(|s| std::cmp::Reverse(s.0));
+    if std::env::var_os("SEARCH_BENCH_SLOWEST").is_some() {
+        for (d, q) in slow.iter().take(8) {
+            eprintln!("  {label}: {} us  {q}", us(*d));
+        }
+    }
     println!(
         "| {label:<14} | {:>8} | {:>9.1} | {:>8} | {:>8} | {:>8} | {:>8} | {:>5}/{:<5} |",
         catalog.len(),

@@ -28,6 +28,8 @@ use std::time::Duration;
 
 use pjsip_safe::{IpNet, OpusConfig, Secret, Transport};
 
+use crate::api::guard::AllowedHost;
+use crate::api::outbound::OutboundPolicy;
 use crate::realtime::conversation::{ConversationConfig, Greeting};
 use crate::realtime::wire::{NoiseReductionKind, TurnDetection};
 
@@ -77,6 +79,10 @@ pub struct SipSettings {
     pub rtp_timeout: Duration,
     /// `User-Agent` / `Server` header.
     pub user_agent: String,
+    /// SIP over TLS (with `tls` in `transports`).
+    pub tls: pjsip_safe::TlsConfig,
+    /// SRTP for the calls' media.
+    pub srtp: pjsip_safe::SrtpMode,
 }
 
 /// The trunk account (`SIP_SERVER` and friends).
@@ -169,6 +175,10 @@ pub struct ApiSettings {
     pub addr: SocketAddr,
     /// Bearer token; `None` = no authentication (only sensible on loopback).
     pub token: Option<Secret>,
+    /// `API_ALLOWED_HOSTS`: names accepted in `Host`/`Origin` besides the bind address.
+    pub allowed_hosts: Vec<AllowedHost>,
+    /// `OUTBOUND_ALLOWED` with the trunk's hosts; disabled when empty.
+    pub outbound: OutboundPolicy,
 }
 
 /// Call recording.

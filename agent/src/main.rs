@@ -5,11 +5,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent::bridge::{BackendFailure, CallPolicy, RealtimeTarget};
 use agent::config::{Config, LogFormat, Sources};
 use agent::ordering::provider::OrderingTools;
 use agent::ordering::{default_instructions, OrderFilter, OrderStatus, OrderStore};
-use agent::service::{self, Backend, RunMode, ServiceOptions, Shared};
+use agent::realtime::RealtimeTarget;
+use agent::service::{self, Backend, RunMode, ServiceOptions};
+use agent::state::Shared;
 use agent::tools::ToolRegistry;
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -117,18 +118,6 @@ fn options(config: &Config) -> anyhow::Result<ServiceOptions> {
             api_key: config.realtime.api_key.clone(),
         })
     };
-    let policy = CallPolicy {
-        answer_timeout: config.bridge.answer_timeout,
-        backend_failure: match config.bridge.backend_failure {
-            agent::config::BackendFailure::Apology => BackendFailure::Apology,
-            agent::config::BackendFailure::Reject => BackendFailure::Reject,
-        },
-        tool_hold_after: config.bridge.tool_hold_after.unwrap_or(Duration::MAX),
-        hangup_grace: config.bridge.hangup_grace,
-        transfer_target: config.bridge.transfer_target.clone(),
-        ring_delay: config.bridge.ring_delay,
-        recording_notice: config.recording.enabled && config.recording.notice,
-    };
     let mut engine = config.engine_config();
     engine.shutdown_timeout = config.shutdown_timeout;
     engine.record_calls = config.recording.enabled;
@@ -153,7 +142,8 @@ fn options(config: &Config) -> anyhow::Result<ServiceOptions> {
         engine,
         backend,
         conversation: config.conversation_config(|| instructions),
-        policy,
+        policy: config.bridge.clone(),
+        recording_notice: config.recording.enabled && config.recording.notice,
         tools,
         keep_recent: 200,
         recordings_dir,
@@ -191,6 +181,11 @@ async fn serve(config: Config, mode: RunMode) -> ExitCode {
         data_dir: Some(config.data.data_dir.clone()),
         recording_enabled: config.recording.enabled,
         config_summary: config.summary(),
+        hosts: agent::api::guard::HostPolicy {
+            bind: None,
+            allowed: config.api.allowed_hosts.clone(),
+        },
+        outbound: config.api.outbound.clone(),
     };
     let api = match agent::api::serve(config.api.addr, api_settings, shared.clone()).await {
         Ok(task) => task,
@@ -249,6 +244,13 @@ async fn check(config: Config) -> ExitCode {
                 println!("{line}");
             }
             let _ = tokio::task::spawn_blocking(move || engine.shutdown()).await;
+            let tls_config = config.clone();
+            if let Ok(lines) = tokio::task::spawn_blocking(move || tls_report(&tls_config)).await {
+                for (fine, line) in lines {
+                    ok &= fine;
+                    println!("{line}");
+                }
+            }
         }
         Ok(Err(e)) => {
             ok = false;
@@ -278,7 +280,7 @@ async fn check(config: Config) -> ExitCode {
             model: config.realtime.model.clone(),
             api_key: config.realtime.api_key.clone(),
         };
-        match tokio::time::timeout(Duration::from_secs(10), agent::bridge::probe(&target)).await {
+        match tokio::time::timeout(Duration::from_secs(10), agent::realtime::probe(&target)).await {
             Ok(Ok(())) => println!(
                 "Realtime: {} accepted the key (session.created received)",
                 target.url
@@ -329,6 +331,103 @@ fn stun_report(config: &Config, info: &pjsip_safe::EngineInfo) -> Option<String>
     } else {
         format!("STUN: not used: STUN maps only UDP and SIP_TRANSPORT has no udp ({tried})")
     })
+}
+
+/// `check`'s TLS lines: the certificate we present, and a real handshake with the trunk's
+/// registrar (the same verification PJSIP does: the chain against SIP_TLS_CA_FILE or the system
+/// CAs, the name against SIP_SERVER's host, sent as SNI). A failed handshake fails `check`:
+/// registration would fail the same way.
+fn tls_report(config: &Config) -> Vec<(bool, String)> {
+    use openssl::ssl::{SslConnector, SslMethod, SslVersion};
+    let mut lines = Vec::new();
+    if !config.sip.transports.contains(&pjsip_safe::Transport::Tls) {
+        return lines;
+    }
+    let tls = &config.sip.tls;
+    if let Some(cert) = &tls.cert_file {
+        let line = std::fs::read(cert)
+            .ok()
+            .and_then(|pem| openssl::x509::X509::from_pem(&pem).ok())
+            .map(|x| (true, format!("TLS: presenting {}", describe(&x))))
+            .unwrap_or_else(|| {
+                (
+                    false,
+                    format!("TLS: {} holds no PEM certificate", cert.display()),
+                )
+            });
+        lines.push(line);
+    }
+    let Some(trunk) = &config.sip.trunk else {
+        return lines;
+    };
+    let (host, port) = match trunk.server.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() => {
+            (h.to_string(), p.parse::<u16>().unwrap_or(5061))
+        }
+        _ => (trunk.server.clone(), 5061),
+    };
+    let ca = tls
+        .ca_file
+        .clone()
+        .unwrap_or_else(|| pjsip_safe::SYSTEM_CA_FILE.into());
+    let attempt = || -> Result<String, String> {
+        let mut builder =
+            SslConnector::builder(SslMethod::tls_client()).map_err(|e| e.to_string())?;
+        builder
+            .set_min_proto_version(Some(SslVersion::TLS1_2))
+            .map_err(|e| e.to_string())?;
+        builder
+            .set_ca_file(&ca)
+            .map_err(|e| format!("cannot read {}: {e}", ca.display()))?;
+        let connector = builder.build();
+        let addr = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+            .map_err(|e| format!("cannot resolve {host}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("{host} has no address"))?;
+        let tcp = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).ok();
+        let stream = connector.connect(&host, tcp).map_err(|e| e.to_string())?;
+        let ssl = stream.ssl();
+        let cert = ssl
+            .peer_certificate()
+            .map(|c| describe(&c))
+            .unwrap_or_else(|| "no certificate".into());
+        Ok(format!("{} with {cert}", ssl.version_str()))
+    };
+    lines.push(match attempt() {
+        Ok(what) => (
+            true,
+            format!("TLS: handshake with {host}:{port} OK: {what}"),
+        ),
+        Err(e) => (
+            false,
+            format!(
+                "TLS: handshake with {host}:{port} FAILED: {e} — check SIP_TLS_CA_FILE (default: \
+                 the system CAs) and that SIP_SERVER names the host its certificate is for"
+            ),
+        ),
+    });
+    lines
+}
+
+/// A certificate's subject and issuer, one line.
+fn describe(cert: &openssl::x509::X509Ref) -> String {
+    let name = |n: &openssl::x509::X509NameRef| {
+        n.entries()
+            .filter_map(|e| {
+                let key = e.object().nid().short_name().ok()?;
+                let value = e.data().as_slice();
+                Some(format!("{key}={}", String::from_utf8_lossy(value)))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "certificate subject {}, issuer {}",
+        name(cert.subject_name()),
+        name(cert.issuer_name())
+    )
 }
 
 async fn health(addr: String) -> ExitCode {

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 pub use crate::realtime::server::assets::Prompt;
 
-use crate::bridge::resample::StreamResampler;
+use crate::audio::resample::StreamResampler;
 
 fn to_48k(prompt: Prompt) -> Arc<[i16]> {
     let mut out = Vec::new();

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use pjsip_safe::media::{RecordingTap, TapRead};
 use pjsip_safe::CallId;
 
-use crate::bridge::resample::StreamResampler;
+use crate::audio::resample::StreamResampler;
 
 /// Sample rate of the recordings.
 pub const RECORDING_RATE: u32 = 16_000;

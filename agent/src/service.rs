@@ -2,22 +2,26 @@
 //! forwards the engine's events to them and shuts everything down in bounded time.
 //!
 //! The service owns no call logic; it is a dispatcher. Active calls and the reports of finished
-//! ones live in [`CallBook`], which the HTTP API reads.
+//! ones live in [`CallBook`] (in [`crate::state`], below the service and the API), which the HTTP
+//! API reads.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pjsip_safe::{CallId, Direction, Engine, EngineConfig, Event, Registration};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::bridge::{self, CallEvent, CallPolicy, CallReport, CallSetup, RealtimeTarget};
-use crate::live::{LiveBus, LiveEvent};
+use crate::bridge::{self, CallEvent, CallSetup};
+use crate::call::report::CallReport;
+use crate::config::BridgeSettings;
+use crate::live::LiveEvent;
 use crate::realtime::conversation::ConversationConfig;
 use crate::realtime::server::{LocalRealtimeServer, ServerConfig, ServerHandle};
+use crate::realtime::RealtimeTarget;
+use crate::state::{ActiveCall, Control, Shared};
 use crate::tools::ToolRegistry;
 
 /// Which Realtime backend the calls use.
@@ -34,7 +38,10 @@ pub struct ServiceOptions {
     pub engine: EngineConfig,
     pub backend: Backend,
     pub conversation: ConversationConfig,
-    pub policy: CallPolicy,
+    /// Per-call behaviour: ring delay, answer timeout, backend failure, hold, transfer, grace.
+    pub policy: BridgeSettings,
+    /// Tell callers the call is recorded (recording on and the notice wanted).
+    pub recording_notice: bool,
     pub tools: ToolRegistry,
     /// How many finished calls to keep for the API.
     pub keep_recent: usize,
@@ -47,59 +54,6 @@ pub struct ServiceOptions {
 pub enum RunMode {
     Serve,
     Call(String),
-}
-
-/// A call in progress, as the API shows it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ActiveCall {
-    pub call: String,
-    pub direction: &'static str,
-    pub from: String,
-    pub to: String,
-    pub source: Option<SocketAddr>,
-    #[serde(skip)]
-    pub since: Instant,
-    pub codec: Option<String>,
-    pub clock_rate: Option<u32>,
-}
-
-/// Active calls, finished calls and the registration state.
-#[derive(Debug, Default)]
-pub struct CallBook {
-    pub active: HashMap<CallId, ActiveCall>,
-    pub recent: VecDeque<CallReport>,
-    pub registration: Option<Registration>,
-    pub total_calls: u64,
-    /// Recording files of calls, by call id (`call-7`), once written.
-    pub recordings: HashMap<String, std::path::PathBuf>,
-}
-
-/// Requests to the service loop from the API.
-#[derive(Debug)]
-pub enum Control {
-    /// Place a call to a SIP URI bridged to the agent; replies with its id.
-    PlaceCall {
-        uri: String,
-        reply: tokio::sync::oneshot::Sender<pjsip_safe::Result<CallId>>,
-    },
-}
-
-/// The running service's shared state: what the API reads and the handles it acts through.
-#[derive(Debug, Clone, Default)]
-pub struct Shared {
-    pub book: Arc<Mutex<CallBook>>,
-    pub live: LiveBus,
-    /// Set once the engine runs.
-    pub engine: Arc<std::sync::OnceLock<pjsip_safe::EngineHandle>>,
-    /// Set once the service loop runs.
-    pub control: Arc<std::sync::OnceLock<mpsc::UnboundedSender<Control>>>,
-    /// Engine facts (version, transports, codecs, mode) once started.
-    pub engine_info: Arc<std::sync::OnceLock<pjsip_safe::EngineInfo>>,
-    /// The Realtime endpoint answered its last connection attempt.
-    pub backend_ok: Arc<std::sync::atomic::AtomicBool>,
-    pub started: Arc<std::sync::OnceLock<Instant>>,
-    /// Prometheus metrics (`GET /metrics`).
-    pub metrics: crate::api::metrics::Metrics,
 }
 
 /// Starts the built-in local Realtime server (echo agent) for `voiceagent run` without a key.
@@ -125,6 +79,7 @@ pub async fn run(
         backend,
         conversation,
         policy,
+        recording_notice,
         tools,
         keep_recent,
         recordings_dir,
@@ -224,6 +179,7 @@ pub async fn run(
                 tools: tools.clone(),
                 realtime: target.clone(),
                 policy: policy.clone(),
+                recording_notice,
                 live: shared.live.clone(),
             }),
             span,

@@ -27,15 +27,59 @@ pub struct ToolContext {
     pub called: String,
 }
 
-/// A handler's result: the JSON output for the model, or an error message for it.
-pub type ToolFuture = Pin<Box<dyn Future<Output = Result<Value, String>> + Send>>;
+/// What a tool answers the model: `value` is sent as the `function_call_output` and always
+/// carries `"ok"`; a refusal or failure also carries `"error"` (the one place that envelope is
+/// built is [`ToolOutput::error`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolOutput {
+    pub ok: bool,
+    pub value: Value,
+}
+
+impl ToolOutput {
+    /// A failure the model should explain or work around: `{"ok": false, "error": message}`.
+    pub fn error(message: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            value: json!({"ok": false, "error": message.into()}),
+        }
+    }
+
+    /// A success: `value` is the answer (it carries `"ok": true` for the model).
+    pub fn ok(value: Value) -> Self {
+        Self { ok: true, value }
+    }
+
+    /// The JSON text for `function_call_output`.
+    pub fn to_json_text(&self) -> String {
+        self.value.to_string()
+    }
+}
+
+impl std::ops::Index<&str> for ToolOutput {
+    type Output = Value;
+
+    /// A field of the answer (`Null` when absent), as on a JSON object.
+    fn index(&self, key: &str) -> &Value {
+        &self.value[key]
+    }
+}
+
+impl std::fmt::Display for ToolOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.value.fmt(f)
+    }
+}
+
+/// A handler's answer for the model (failures are answers too).
+pub type ToolFuture = Pin<Box<dyn Future<Output = ToolOutput> + Send>>;
 
 /// A source of tools.
 pub trait ToolProvider: Send + Sync {
     /// The tools this provider offers (name, description, JSON schema).
     fn definitions(&self) -> Vec<ToolDefinition>;
-    /// Runs tool `name` for a call with parsed arguments.
-    fn call(&self, ctx: &ToolContext, name: &str, arguments: Value) -> ToolFuture;
+    /// Runs tool `name` (one of this provider's) for a call with the parsed arguments.
+    fn call(&self, ctx: &ToolContext, name: &str, arguments: &Value) -> ToolFuture;
     /// How long `name` may take; `None` = the registry's default.
     fn timeout(&self, _name: &str) -> Option<Duration> {
         None
@@ -106,18 +150,22 @@ impl ToolRegistry {
     }
 
     /// Runs a tool with the model's raw argument text; never fails: problems become outputs.
+    /// The arguments are parsed here, once; the handler's [`ToolOutput`] says whether it worked.
     pub async fn run(&self, ctx: &ToolContext, name: &str, arguments: &str) -> ToolOutcome {
         let started = Instant::now();
-        let finish = |value: Value, ok: bool| ToolOutcome {
-            output: value.to_string(),
-            ok,
+        let output = self.output(ctx, name, arguments).await;
+        ToolOutcome {
+            output: output.to_json_text(),
+            ok: output.ok,
             duration: started.elapsed(),
-        };
+        }
+    }
+
+    async fn output(&self, ctx: &ToolContext, name: &str, arguments: &str) -> ToolOutput {
         let Some(&index) = self.by_name.get(name) else {
-            return finish(
-                json!({"ok": false, "error": format!("unknown tool `{name}`; use only the tools listed in the session")}),
-                false,
-            );
+            return ToolOutput::error(format!(
+                "unknown tool `{name}`; use only the tools listed in the session"
+            ));
         };
         let args: Value = if arguments.trim().is_empty() {
             json!({})
@@ -125,25 +173,20 @@ impl ToolRegistry {
             match serde_json::from_str(arguments) {
                 Ok(v) => v,
                 Err(e) => {
-                    return finish(
-                        json!({"ok": false, "error": format!("the arguments are not valid JSON ({e}); call the tool again with a JSON object")}),
-                        false,
-                    )
+                    return ToolOutput::error(format!(
+                        "the arguments are not valid JSON ({e}); call the tool again with a JSON object"
+                    ))
                 }
             }
         };
         let provider = &self.providers[index];
         let timeout = provider.timeout(name).unwrap_or(self.default_timeout);
-        match tokio::time::timeout(timeout, provider.call(ctx, name, args)).await {
-            Ok(Ok(value)) => {
-                let ok = value.get("ok").and_then(Value::as_bool).unwrap_or(true);
-                finish(value, ok)
-            }
-            Ok(Err(message)) => finish(json!({"ok": false, "error": message}), false),
-            Err(_) => finish(
-                json!({"ok": false, "error": format!("`{name}` did not answer within {} ms; tell the caller there is a technical delay and try once more or offer a callback", timeout.as_millis())}),
-                false,
-            ),
+        match tokio::time::timeout(timeout, provider.call(ctx, name, &args)).await {
+            Ok(output) => output,
+            Err(_) => ToolOutput::error(format!(
+                "`{name}` did not answer within {} ms; tell the caller there is a technical delay and try once more or offer a callback",
+                timeout.as_millis()
+            )),
         }
     }
 
@@ -169,16 +212,17 @@ mod tests {
                 ToolDefinition::external("fail", "fails", json!({"type": "object"})),
             ]
         }
-        fn call(&self, _ctx: &ToolContext, name: &str, arguments: Value) -> ToolFuture {
+        fn call(&self, _ctx: &ToolContext, name: &str, arguments: &Value) -> ToolFuture {
             let name = name.to_string();
+            let arguments = arguments.clone();
             Box::pin(async move {
                 match name.as_str() {
                     "slow" => {
                         tokio::time::sleep(Duration::from_secs(5)).await;
-                        Ok(json!({}))
+                        ToolOutput::ok(json!({}))
                     }
-                    "fail" => Err("the shop system is down".into()),
-                    _ => Ok(json!({"ok": true, "got": arguments})),
+                    "fail" => ToolOutput::error("the shop system is down"),
+                    _ => ToolOutput::ok(json!({"ok": true, "got": arguments})),
                 }
             })
         }

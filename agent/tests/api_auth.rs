@@ -6,11 +6,12 @@ mod common;
 
 use std::time::Duration;
 
+use agent::api::outbound::{OutboundPattern, OutboundPolicy};
 use agent::api::{self, Api, ApiSettings};
 use agent::ordering::store::{NewOrder, OrderLine};
 use agent::ordering::OrderStore;
-use agent::service::Shared;
-use api_support::{get, parse_prometheus, request, sample};
+use agent::state::Shared;
+use api_support::{get, parse_prometheus, raw, request, sample};
 use pjsip_safe::Secret;
 use serde_json::json;
 
@@ -43,10 +44,19 @@ fn serve(settings: ApiSettings) -> Server {
     }
 }
 
+/// Outbound calls through the API to any user at 127.0.0.1.
+fn loopback_outbound() -> OutboundPolicy {
+    OutboundPolicy::new(
+        vec![OutboundPattern::parse("sip:*@127.0.0.1").unwrap()],
+        &[],
+    )
+}
+
 fn with_token() -> Server {
     serve(ApiSettings {
         token: Some(Secret::new(TOKEN)),
         config_summary: json!({"sip": {"mode": "ip"}}),
+        outbound: loopback_outbound(),
         ..ApiSettings::default()
     })
 }
@@ -306,4 +316,217 @@ fn an_open_api_beyond_loopback_refuses_to_start() {
         !log.contains("SIP engine started"),
         "nothing starts before the refusal:\n{log}"
     );
+}
+
+/// `METHOD path` with these headers (each `Name: value`), plus the bearer token.
+fn head(method: &str, path: &str, headers: &[&str]) -> String {
+    let mut h = format!("{method} {path} HTTP/1.1\r\nAuthorization: Bearer {TOKEN}\r\n");
+    for line in headers {
+        h.push_str(line);
+        h.push_str("\r\n");
+    }
+    h
+}
+
+#[test]
+fn foreign_host_names_are_refused_but_liveness_answers_any() {
+    let s = with_token();
+    let port = s.addr.rsplit_once(':').unwrap().1.to_owned();
+    let host = |h: &str| format!("Host: {h}");
+    // Ours: the address itself and localhost on loopback, in any case, with a trailing dot.
+    for ours in [
+        s.addr.clone(),
+        format!("localhost:{port}"),
+        format!("LocalHost.:{port}"),
+    ] {
+        let r = raw(&s.addr, &head("GET", "/api/status", &[&host(&ours)]), None);
+        assert_eq!(r.status, 200, "{ours}: {}", r.body);
+    }
+    // A rebinding page's name, on every route (the dashboard shell and metrics too).
+    for path in [
+        "/api/status",
+        "/api/calls",
+        "/",
+        "/app.js",
+        "/metrics",
+        "/readyz",
+    ] {
+        let r = raw(
+            &s.addr,
+            &head("GET", path, &[&host(&format!("attacker.example:{port}"))]),
+            None,
+        );
+        assert_eq!(r.status, 421, "{path}: {}", r.body);
+        let error = r.json()["error"].as_str().unwrap().to_owned();
+        assert!(error.contains("API_ALLOWED_HOSTS"), "{error}");
+    }
+    // Odd values.
+    let long = format!("{}.example:{port}", "a".repeat(20_000));
+    for (value, want) in [
+        (format!("ATTACKER.example.:{port}"), 421),
+        (format!("192.168.1.10:{port}"), 421),
+        (format!("[2001:db8::1]:{port}"), 421),
+        ("[::1".to_owned(), 400),
+        (format!("127.0.0.1:{port}:{port}"), 400),
+        (String::new(), 400),
+        (long, 400),
+    ] {
+        let r = raw(&s.addr, &head("GET", "/api/status", &[&host(&value)]), None);
+        let shown: String = value.chars().take(60).collect();
+        assert_eq!(r.status, want, "Host {shown}: {}", r.body);
+        assert!(r.json()["error"].is_string());
+        assert!(r.body.len() < 400, "the error does not echo a huge Host");
+    }
+    // Two Host headers, or none at all (HTTP/1.0 allows that).
+    let r = raw(
+        &s.addr,
+        &head(
+            "GET",
+            "/api/status",
+            &[&host(&s.addr), &host("attacker.example")],
+        ),
+        None,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = raw(
+        &s.addr,
+        &format!("GET /api/status HTTP/1.0\r\nAuthorization: Bearer {TOKEN}\r\n"),
+        None,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    // Liveness answers whatever the name (probes, load balancers).
+    let r = raw(
+        &s.addr,
+        &head("GET", "/healthz", &["Host: attacker.example"]),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn configured_host_names_are_accepted() {
+    let s = serve(ApiSettings {
+        token: Some(Secret::new(TOKEN)),
+        hosts: api::guard::HostPolicy {
+            bind: None,
+            allowed: vec![api::guard::AllowedHost::parse("voiceagent.internal").unwrap()],
+        },
+        ..ApiSettings::default()
+    });
+    let r = raw(
+        &s.addr,
+        &head("GET", "/api/status", &["Host: VoiceAgent.Internal:8443"]),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = raw(
+        &s.addr,
+        &head("GET", "/api/status", &["Host: voiceagent.internal.evil"]),
+        None,
+    );
+    assert_eq!(r.status, 421, "{}", r.body);
+}
+
+#[test]
+fn cross_site_state_changes_are_refused() {
+    let s = with_token();
+    let ours = format!("Host: {}", s.addr);
+    let call = json!({"uri": "sip:a@127.0.0.1"});
+    for extra in [
+        "Origin: http://attacker.example".to_owned(),
+        "Origin: null".to_owned(),
+        "Origin: http://attacker.example:80".to_owned(),
+        "Sec-Fetch-Site: cross-site".to_owned(),
+        "Sec-Fetch-Site: same-site".to_owned(),
+        format!("Origin: http://{}\r\nSec-Fetch-Site: cross-site", s.addr),
+        format!(
+            "Origin: http://{}\r\nOrigin: http://attacker.example",
+            s.addr
+        ),
+    ] {
+        for (path, body) in [
+            ("/api/calls", Some(&call)),
+            ("/api/calls/call-1/hangup", None),
+            ("/api/calls/call-1/transfer", None),
+        ] {
+            let r = raw(&s.addr, &head("POST", path, &[&ours, &extra]), body);
+            assert!(
+                r.status == 403 || (r.status == 400 && extra.matches("Origin:").count() == 2),
+                "{path} with {extra:?}: {} {}",
+                r.status,
+                r.body
+            );
+            assert!(r.json()["error"].is_string());
+        }
+    }
+    // The same request from the page the API serves, or from a script, gets through the checks
+    // (and then fails for want of a running service).
+    for extra in [
+        format!("Origin: http://{}\r\nSec-Fetch-Site: same-origin", s.addr),
+        "Sec-Fetch-Site: none".to_owned(),
+        "X-Nothing: 1".to_owned(),
+    ] {
+        let r = raw(
+            &s.addr,
+            &head("POST", "/api/calls", &[&ours, &extra]),
+            Some(&call),
+        );
+        assert_eq!(r.status, 503, "{extra:?}: {}", r.body);
+    }
+    // Reading is not a state change: a cross-site GET is answered (the browser hides the answer
+    // from the other site; the Host check stops rebinding).
+    let r = raw(
+        &s.addr,
+        &head(
+            "GET",
+            "/api/status",
+            &[
+                &ours,
+                "Origin: http://attacker.example",
+                "Sec-Fetch-Site: cross-site",
+            ],
+        ),
+        None,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn outbound_calls_need_a_listed_destination() {
+    // Disabled by default, and the error names the key that enables it.
+    let s = serve(ApiSettings {
+        token: Some(Secret::new(TOKEN)),
+        ..ApiSettings::default()
+    });
+    let r = request(
+        &s.addr,
+        "POST",
+        "/api/calls",
+        Some(TOKEN),
+        Some(&json!({"uri": "sip:a@127.0.0.1"})),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("set OUTBOUND_ALLOWED"));
+
+    let s = with_token();
+    for (uri, want) in [
+        ("sip:a@127.0.0.1", 503),
+        ("sip:premium@203.0.113.7", 403),
+        ("sip:a@127.0.0.1.attacker.example", 403),
+        ("sip:a@127.0.0.1;maddr=203.0.113.7", 400),
+        ("sip:a@127.0.0.1?Route=%3Csip:203.0.113.7%3E", 400),
+        ("sip:a:pw@127.0.0.1", 400),
+    ] {
+        let r = request(
+            &s.addr,
+            "POST",
+            "/api/calls",
+            Some(TOKEN),
+            Some(&json!({ "uri": uri })),
+        );
+        assert_eq!(r.status, want, "{uri}: {}", r.body);
+    }
 }

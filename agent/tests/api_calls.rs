@@ -1,13 +1,14 @@
 //! The API against a real `voiceagent run` and baresip: a call shows up in the calls list and
 //! the event stream with its transcript, hang-up through the API ends it at baresip, metrics
-//! move, and an outbound call placed through the API rings baresip.
+//! move, and an outbound call placed through the API rings baresip — only when its destination is
+//! in `OUTBOUND_ALLOWED` and the request is not cross-site or under a foreign `Host`.
 
 mod api_support;
 mod common;
 
 use std::time::Duration;
 
-use api_support::{get, parse_prometheus, request, sample, wait_for, EventStream};
+use api_support::{get, parse_prometheus, raw, request, sample, wait_for, EventStream};
 use common::Voiceagent;
 use integration_tests::baresip::{Baresip, BaresipConfig, Codec};
 use integration_tests::speech::{padded_phrase_wav, Phrase};
@@ -84,6 +85,19 @@ fn a_call_is_listed_streamed_hung_up_and_counted() {
 
     let status = get(&addr, "/api/status", Some(TOKEN)).json();
     assert_eq!(status["active_calls"], 1);
+    // OUTBOUND_ALLOWED is unset here: the outbound API is off and says how to turn it on.
+    let r = request(
+        &addr,
+        "POST",
+        "/api/calls",
+        Some(TOKEN),
+        Some(&json!({"uri": "sip:caller@127.0.0.1"})),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("OUTBOUND_ALLOWED"));
     assert_eq!(status["sip"]["mode"], "ip");
     assert!(!status.to_string().contains(TOKEN));
 
@@ -154,12 +168,82 @@ fn a_call_is_listed_streamed_hung_up_and_counted() {
 
 #[test]
 fn an_outbound_call_placed_through_the_api_rings_baresip() {
-    let va = Voiceagent::run(&[("API_TOKEN", TOKEN.to_owned())]);
-    let addr = va.api_addr.clone();
-    let mut events = EventStream::open(&addr, Some(TOKEN));
     let wav = padded_phrase_wav(Phrase::GermanOrder, 48000, 300, 300).unwrap();
     let mut callee =
         Baresip::spawn(&BaresipConfig::new("callee", &wav).codecs(&[Codec::Opus])).unwrap();
+    // Exactly this callee may be called through the API.
+    let va = Voiceagent::run(&[
+        ("API_TOKEN", TOKEN.to_owned()),
+        ("OUTBOUND_ALLOWED", callee.uri()),
+    ]);
+    let addr = va.api_addr.clone();
+    let mut events = EventStream::open(&addr, Some(TOKEN));
+
+    // Refused first, each for its own reason; every one of them would ring the callee if placed.
+    let same_callee_elsewhere = callee.uri().replace("@127.0.0.1", "@localhost");
+    for (uri, extra, want) in [
+        (same_callee_elsewhere, String::new(), 403),
+        (
+            format!("{};maddr=127.0.0.1", callee.uri()),
+            String::new(),
+            400,
+        ),
+        (
+            callee.uri(),
+            "Origin: http://attacker.example\r\n".to_owned(),
+            403,
+        ),
+        (
+            callee.uri(),
+            "Sec-Fetch-Site: cross-site\r\n".to_owned(),
+            403,
+        ),
+        (
+            callee.uri(),
+            format!("Origin: http://{addr}\r\nSec-Fetch-Site: same-site\r\n"),
+            403,
+        ),
+    ] {
+        let head = format!(
+            "POST /api/calls HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n{extra}"
+        );
+        let r = raw(&addr, &head, Some(&json!({ "uri": uri })));
+        assert_eq!(r.status, want, "{uri} {extra:?}: {}", r.body);
+    }
+    // A DNS-rebinding page reaches the same socket under its own name, or another port's origin.
+    let port = addr.rsplit_once(':').unwrap().1;
+    for (host, origin) in [
+        (format!("attacker.example:{port}"), String::new()),
+        (
+            format!("127.0.0.1:{}", port.parse::<u16>().unwrap() ^ 1),
+            String::new(),
+        ),
+        (
+            addr.clone(),
+            format!(
+                "Origin: http://127.0.0.1:{}\r\n",
+                port.parse::<u16>().unwrap() ^ 1
+            ),
+        ),
+    ] {
+        let head = format!(
+            "POST /api/calls HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {TOKEN}\r\n{origin}"
+        );
+        let r = raw(&addr, &head, Some(&json!({"uri": callee.uri()})));
+        assert!(
+            r.status == 421 || r.status == 403,
+            "Host {host} {origin:?}: {} {}",
+            r.status,
+            r.body
+        );
+    }
+    assert!(
+        get(&addr, "/api/calls", Some(TOKEN)).json()["active"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "no refused request placed a call"
+    );
 
     let r = request(
         &addr,
@@ -171,6 +255,12 @@ fn an_outbound_call_placed_through_the_api_rings_baresip() {
     assert_eq!(r.status, 201, "{}", r.body);
     let id = r.json()["call"].as_str().unwrap().to_owned();
     callee.wait_incoming().unwrap();
+    let rang = callee
+        .event_history()
+        .iter()
+        .filter(|k| *k == "CALL_INCOMING")
+        .count();
+    assert_eq!(rang, 1, "only the allowed request rang the callee");
 
     let started = events.wait(LONG, |e| {
         e["type"] == "call_started" && e["call"] == id.as_str()

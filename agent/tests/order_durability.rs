@@ -19,7 +19,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use agent::ordering::{handle_tool_call, Catalog, OrderFilter, OrderSession, OrderStatus};
-use agent::ordering::{OrderStore, ToolContext};
+use agent::ordering::{OrderContext, OrderStore};
 use chrono::Utc;
 use serde_json::json;
 
@@ -50,7 +50,7 @@ fn write_orders(dir: &Path, t: usize) {
     for n in 0.. {
         let mut session =
             OrderSession::new(format!("crash-{t}-{n}"), format!("49301{t}"), Utc::now());
-        let mut ctx = ToolContext {
+        let mut ctx = OrderContext {
             catalog: &catalog,
             session: &mut session,
             store: &mut store,
@@ -61,12 +61,19 @@ fn write_orders(dir: &Path, t: usize) {
             let r = handle_tool_call(
                 &mut ctx,
                 "add_to_order",
-                &json!({"article_no": article, "quantity": qty}).to_string(),
+                &json!({"article_no": article, "quantity": qty}),
             );
             assert_eq!(r["ok"], true, "{r}");
         }
-        assert_eq!(handle_tool_call(&mut ctx, "get_order", "{}")["ok"], true);
-        let r = handle_tool_call(&mut ctx, "confirm_order", r#"{"customer_confirmed":true}"#);
+        assert_eq!(
+            handle_tool_call(&mut ctx, "get_order", &json!({}))["ok"],
+            true
+        );
+        let r = handle_tool_call(
+            &mut ctx,
+            "confirm_order",
+            &json!({"customer_confirmed": true}),
+        );
         assert_eq!(r["ok"], true, "{r}");
         let items: Vec<String> = lines.iter().map(|(a, q)| format!("{a}x{q}")).collect();
         let mut out = std::io::stdout().lock();

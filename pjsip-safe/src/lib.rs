@@ -75,7 +75,7 @@ mod sip_uri;
 pub use admission::InviteRate;
 pub use config::{
     AccountConfig, AnswerMode, ContactRewrite, EngineConfig, JitterConfig, OpusConfig, Secret,
-    Transport, DEFAULT_CODECS,
+    SrtpMode, TlsConfig, Transport, DEFAULT_CODECS, SYSTEM_CA_FILE,
 };
 pub use engine::{Engine, EngineHandle, Pending};
 pub use error::{Error, Result};

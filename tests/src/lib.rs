@@ -33,5 +33,6 @@ pub mod process;
 pub mod rtp;
 pub mod sipp;
 pub mod speech;
+pub mod tls;
 
 pub use audio::{compare, Audio, Comparison};

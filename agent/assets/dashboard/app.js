@@ -29,7 +29,13 @@ async function api(path, options = {}) {
   if (state.token) headers["Authorization"] = "Bearer " + state.token;
   if (options.body && !headers["Content-Type"]) headers["Content-Type"] = "application/json";
   const res = await fetch(path, Object.assign({}, options, { headers }));
-  if (res.status === 401 || res.status === 403) throw new AuthError(res.status === 401 ? "A token is needed." : "That token is not valid.");
+  if (res.status === 401) throw new AuthError("A token is needed.");
+  if (res.status === 403) {
+    // 403 also refuses an action (OUTBOUND_ALLOWED, cross-site); only a token problem logs out.
+    let body = null;
+    try { body = await res.clone().json(); } catch (_) { /* not JSON */ }
+    if (!body || /token/i.test(body.error || "")) throw new AuthError("That token is not valid.");
+  }
   return res;
 }
 

@@ -16,9 +16,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{error, Api};
-use crate::bridge::CallReport;
+use crate::call::report::CallReport;
 use crate::live::LiveEvent;
-use crate::service::{ActiveCall, Control};
+use crate::state::{ActiveCall, Control};
 
 /// How long an action may wait for the engine.
 const ACTION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,7 +52,7 @@ fn summary_json(r: &CallReport) -> Value {
         "codec": r.codec,
         "clock_rate": r.clock_rate,
         "end_reason": r.end_reason,
-        "outcome": super::metrics::outcome(r),
+        "outcome": crate::state::metrics::outcome(r),
         "barge_ins": r.barge_ins,
         "tool_calls": r.tool_calls.len(),
         "errors": r.errors.len(),
@@ -131,7 +131,7 @@ pub(super) async fn detail(State(api): State<Api>, Path(id): Path<String>) -> Re
     if let Some(r) = report {
         let mut v = serde_json::to_value(&r).unwrap_or(Value::Null);
         v["state"] = json!("ended");
-        v["outcome"] = json!(super::metrics::outcome(&r));
+        v["outcome"] = json!(crate::state::metrics::outcome(&r));
         v["quality"] = json!(quality);
         return Json(v).into_response();
     }
@@ -156,6 +156,10 @@ pub(super) async fn place(State(api): State<Api>, body: Option<Json<PlaceCall>>)
             StatusCode::BAD_REQUEST,
             "uri must be a SIP URI such as sip:+4930123456@sip.example.com",
         );
+    }
+    if let Err(refusal) = api.settings.outbound.check(&uri) {
+        tracing::info!(status = %refusal.status, "outbound call through the API refused: {}", refusal.message);
+        return error(refusal.status, &refusal.message);
     }
     let Some(control) = api.shared.control.get() else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "the service is starting");

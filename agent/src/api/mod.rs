@@ -3,9 +3,13 @@
 //! One table ([`route_table`]) lists every route; the router is built from it and a test checks
 //! it against the OpenAPI description, so the documentation cannot silently fall behind.
 //! Authentication ([`auth`]) wraps the whole router: liveness and the dashboard's static files are
-//! open, everything else needs the bearer token when one is configured.
+//! open, everything else needs the bearer token when one is configured. Outside it, [`guard`]
+//! refuses foreign `Host` names (DNS rebinding) and cross-site state-changing requests (CSRF);
+//! [`outbound`] decides which destinations `POST /api/calls` may call. `docs/SECURITY.md` has
+//! the threat model.
 //!
-//! Modules: [`auth`] (token, bind check), `status` (health, readiness, status), `calls`
+//! Modules: [`auth`] (token, bind check), [`guard`] (Host/Origin), [`outbound`]
+//! (`OUTBOUND_ALLOWED`), `status` (health, readiness, status), `calls`
 //! (calls and actions), `orders`, `events` (SSE), [`metrics`] (Prometheus and the quality
 //! sampler), [`openapi`], `dashboard` (embedded assets). The API guide is `docs/API.md`.
 
@@ -13,9 +17,11 @@ pub mod auth;
 mod calls;
 mod dashboard;
 mod events;
+pub mod guard;
 pub mod metrics;
 pub mod openapi;
 mod orders;
+pub mod outbound;
 mod status;
 
 use std::net::SocketAddr;
@@ -29,7 +35,7 @@ use axum::{Json, Router};
 use pjsip_safe::Secret;
 use serde_json::{json, Value};
 
-use crate::service::Shared;
+use crate::state::Shared;
 
 /// What the API knows about the configuration.
 #[derive(Debug, Clone, Default)]
@@ -42,6 +48,10 @@ pub struct ApiSettings {
     pub recording_enabled: bool,
     /// `Config::summary()`: every setting without secrets.
     pub config_summary: Value,
+    /// Accepted `Host`/`Origin` values; [`serve`] fills in the bind address.
+    pub hosts: guard::HostPolicy,
+    /// Where `POST /api/calls` may call; the default allows nothing.
+    pub outbound: outbound::OutboundPolicy,
 }
 
 /// The router's state: the service's shared state plus the API's own.
@@ -127,6 +137,11 @@ pub fn router(api: Api) -> Router {
             api.clone(),
             auth::require_token,
         ))
+        // Outermost: a rebinding page learns nothing, not even whether a token is needed.
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            guard::enforce,
+        ))
         .with_state(api)
 }
 
@@ -134,7 +149,7 @@ pub fn router(api: Api) -> Router {
 /// Refuses an unauthenticated API on a non-loopback address, and a busy port, with clear errors.
 pub async fn serve(
     addr: SocketAddr,
-    settings: ApiSettings,
+    mut settings: ApiSettings,
     shared: Shared,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     auth::check_bind(addr, settings.token.as_ref())?;
@@ -145,6 +160,8 @@ pub async fn serve(
             anyhow::anyhow!("API_ADDR {addr}: cannot listen: {e}")
         }
     })?;
+    // The bound address (API_ADDR may name port 0) is what clients put in Host.
+    settings.hosts.bind = Some(listener.local_addr().unwrap_or(addr));
     let authenticated = settings.token.is_some();
     tracing::info!(%addr, authenticated, "HTTP API and dashboard listening on http://{addr}/");
     let api = Api::new(shared, settings);

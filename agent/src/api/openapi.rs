@@ -23,7 +23,11 @@ fn call_param() -> Value {
 
 fn auth_errors(mut responses: Value) -> Value {
     responses["401"] = err("no bearer token was sent");
-    responses["403"] = err("the bearer token is wrong");
+    responses["403"] = err(
+        "the bearer token is wrong; for POST also a request a browser sent from another site, \
+         or (POST /api/calls) a destination not in OUTBOUND_ALLOWED",
+    );
+    responses["421"] = err("the Host header is not an address of this API (see API_ALLOWED_HOSTS)");
     responses
 }
 
@@ -76,7 +80,7 @@ pub fn spec() -> Value {
                     }))}))
                 },
                 "post": {
-                    "summary": "Place an outbound call bridged to the agent",
+                    "summary": "Place an outbound call bridged to the agent, only to a destination matching OUTBOUND_ALLOWED (empty: disabled, 403)",
                     "requestBody": {"required": true, "content": {"application/json": {"schema": {
                         "type": "object", "required": ["uri"],
                         "properties": {"uri": {"type": "string", "example": "sip:+4930123456@sip.example.com"}}

@@ -12,7 +12,7 @@ use pjsip_safe::Registration;
 use serde_json::{json, Value};
 
 use super::Api;
-use crate::service::CallBook;
+use crate::state::CallBook;
 
 pub(super) async fn healthz() -> impl IntoResponse {
     (StatusCode::OK, Json(json!({"status": "ok"})))

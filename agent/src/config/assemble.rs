@@ -17,6 +17,8 @@ use super::{
     AgentSettings, ApiSettings, BackendFailure, BridgeSettings, Config, DataSettings, LogFormat,
     LogSettings, RealtimeSettings, RecordingSettings, SipSettings, TrunkSettings,
 };
+use crate::api::guard::AllowedHost;
+use crate::api::outbound::{OutboundPattern, OutboundPolicy};
 use crate::realtime::wire::{Eagerness, NoiseReductionKind, TurnDetection};
 
 pub(super) const DEFAULT_REALTIME_URL: &str = "wss://api.openai.com/v1/realtime";
@@ -34,7 +36,7 @@ pub(super) fn assemble(layers: Layers) -> Result<Config, ConfigErrors> {
     let agent = agent(&mut r);
     let bridge = bridge(&mut r);
     let data = data(&mut r);
-    let api = api(&mut r);
+    let api = api(&mut r, &sip);
     let recording = recording(&mut r);
     let log = log(&mut r);
     let shutdown_timeout = r.parse_or(
@@ -106,8 +108,12 @@ fn sip(r: &mut Reader) -> SipSettings {
         .parse("SIP_TRANSPORT", |s| {
             let mut transports = Vec::new();
             for item in parse::list(s) {
-                let t = parse::one_of(&[("udp", Transport::Udp), ("tcp", Transport::Tcp)])(&item)
-                    .map_err(|p| format!("`{item}` is {p}"))?;
+                let t = parse::one_of(&[
+                    ("udp", Transport::Udp),
+                    ("tcp", Transport::Tcp),
+                    ("tls", Transport::Tls),
+                ])(&item)
+                .map_err(|p| format!("`{item}` is {p}"))?;
                 if !transports.contains(&t) {
                     transports.push(t);
                 }
@@ -121,6 +127,18 @@ fn sip(r: &mut Reader) -> SipSettings {
     let allowed_sources = r
         .parse("SIP_ALLOWED_SOURCES", parse::list_of(parse::network))
         .unwrap_or_default();
+    if trunk.is_none() && allowed_sources.is_empty() && !bind.is_loopback() {
+        r.warn(
+            "SIP_ALLOWED_SOURCES",
+            format!(
+                "empty while SIP_BIND={bind} accepts direct calls (IP mode, SIP_SERVER unset): \
+                 anyone who reaches SIP_PORT can call in, and every call opens a Realtime \
+                 session (paid, with OPENAI_API_KEY); set SIP_ALLOWED_SOURCES to the networks \
+                 allowed to call (e.g. 10.0.0.0/8), bind SIP_BIND to 127.0.0.1, or firewall the \
+                 port (scripts/firewall.sh, docs/SECURITY.md)"
+            ),
+        );
+    }
     let stun_servers = r
         .parse("STUN_SERVERS", |s| {
             parse::list_of(|item| parse::host_port(item.strip_prefix("stun:").unwrap_or(item)))(s)
@@ -210,6 +228,36 @@ fn sip(r: &mut Reader) -> SipSettings {
     let rtp_timeout = r.parse_or("RTP_TIMEOUT", Duration::from_secs(60), |s| {
         parse::number_in(0..=3600)(s).map(Duration::from_secs)
     });
+    let file = |s: &str| {
+        let path = PathBuf::from(s);
+        if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!("{s} is not a readable file"))
+        }
+    };
+    let tls = pjsip_safe::TlsConfig {
+        port: r.parse_or("SIP_TLS_PORT", 0, |s| {
+            parse::number_in(1..=65535)(s).map(|n| n as u16)
+        }),
+        ca_file: r.parse("SIP_TLS_CA_FILE", file),
+        cert_file: r.parse("SIP_TLS_CERT_FILE", file),
+        key_file: r.parse("SIP_TLS_KEY_FILE", file),
+    };
+    if tls.cert_file.is_some() != tls.key_file.is_some() {
+        r.fail_with(
+            "SIP_TLS_CERT_FILE",
+            "needs SIP_TLS_KEY_FILE and the other way round",
+            "set both SIP_TLS_CERT_FILE and SIP_TLS_KEY_FILE (PEM files), or neither",
+        );
+    }
+    let srtp = r.parse_or("SRTP", pjsip_safe::SrtpMode::Off, |s| {
+        parse::one_of(&[
+            ("off", pjsip_safe::SrtpMode::Off),
+            ("optional", pjsip_safe::SrtpMode::Optional),
+            ("mandatory", pjsip_safe::SrtpMode::Mandatory),
+        ])(s)
+    });
     let user_agent = r.parse_or("SIP_USER_AGENT", "voiceagent".to_string(), |s| {
         let s = s.trim();
         if s.is_empty() || s.len() > 64 || !s.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
@@ -237,6 +285,8 @@ fn sip(r: &mut Reader) -> SipSettings {
         invite_rate,
         rtp_timeout,
         user_agent,
+        tls,
+        srtp,
     }
 }
 
@@ -310,6 +360,17 @@ fn realtime(r: &mut Reader) -> RealtimeSettings {
         DEFAULT_REALTIME_URL.to_string(),
         parse::ws_url,
     );
+    if let Some(host) = parse::cleartext_remote_host(&url) {
+        r.fail_with(
+            "OPENAI_REALTIME_URL",
+            format!(
+                "a ws:// URL to {host}, which is not this machine: the OpenAI API key would \
+                 cross the network in clear text"
+            ),
+            "use wss:// (e.g. wss://api.openai.com/v1/realtime); ws:// is accepted only to a \
+             loopback host (127.0.0.1, ::1, localhost), e.g. a local test server",
+        );
+    }
     if !r.is_set("OPENAI_API_KEY") && r.is_set("OPENAI_REALTIME_URL") {
         r.warn(
             "OPENAI_REALTIME_URL",
@@ -522,7 +583,7 @@ fn data(r: &mut Reader) -> DataSettings {
     }
 }
 
-fn api(r: &mut Reader) -> ApiSettings {
+fn api(r: &mut Reader, sip: &SipSettings) -> ApiSettings {
     let addr = r.parse_or(
         "API_ADDR",
         ([127, 0, 0, 1], 8085).into(),
@@ -538,7 +599,50 @@ fn api(r: &mut Reader) -> ApiSettings {
             ),
         );
     }
-    ApiSettings { addr, token }
+    let allowed_hosts = r
+        .parse("API_ALLOWED_HOSTS", parse::list_of(AllowedHost::parse))
+        .unwrap_or_default();
+    let patterns = r
+        .parse("OUTBOUND_ALLOWED", parse::list_of(OutboundPattern::parse))
+        .unwrap_or_default();
+    let trunk_hosts: Vec<&str> = match &sip.trunk {
+        Some(t) => [Some(t.server.as_str()), t.domain.as_deref()]
+            .into_iter()
+            .flatten()
+            .map(host_of)
+            .collect(),
+        None => Vec::new(),
+    };
+    if trunk_hosts.is_empty() {
+        if let Some(number) = patterns.iter().find(|p| p.is_number()) {
+            r.fail_with(
+                "OUTBOUND_ALLOWED",
+                format!(
+                    "`{number}` is a number pattern, which applies to calls through the trunk, \
+                     but SIP_SERVER is unset (IP mode)"
+                ),
+                "write a SIP URI pattern with the host that routes the number instead, e.g. \
+                 sip:+4930*@pbx.example, or set SIP_SERVER",
+            );
+        }
+    }
+    ApiSettings {
+        addr,
+        token,
+        allowed_hosts,
+        outbound: OutboundPolicy::new(patterns, &trunk_hosts),
+    }
+}
+
+/// The host of a `host[:port]` (`[v6]:port` keeps its brackets).
+fn host_of(host_port: &str) -> &str {
+    if host_port.starts_with('[') {
+        host_port
+            .find(']')
+            .map_or(host_port, |end| &host_port[..=end])
+    } else {
+        host_port.split(':').next().unwrap_or(host_port)
+    }
 }
 
 fn recording(r: &mut Reader) -> RecordingSettings {

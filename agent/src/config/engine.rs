@@ -45,6 +45,8 @@ impl Config {
             }),
             rtp_timeout: sip.rtp_timeout,
             user_agent: sip.user_agent.clone(),
+            tls: sip.tls.clone(),
+            srtp: sip.srtp,
             answer: AnswerMode::Manual,
             log_level: pjsip_log_level(&self.log.filter),
             shutdown_timeout: self.shutdown_timeout,

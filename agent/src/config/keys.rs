@@ -49,9 +49,14 @@ pub const KEYS: &[Key] = &[
     key("SIP_PROXY", "", "an outbound proxy URI, e.g. sip:proxy.example.com;lr"),
     key("SIP_PUBLIC_IP", "", "the public IP address to advertise in SIP and SDP behind 1:1 NAT, e.g. 203.0.113.10"),
     key("SIP_BIND", "0.0.0.0", "the local IP address to bind SIP and RTP to, e.g. 0.0.0.0 for all"),
-    key("SIP_TRANSPORT", "udp,tcp", "udp, tcp or udp,tcp"),
+    key("SIP_TRANSPORT", "udp,tcp", "a comma list of udp, tcp and tls, e.g. udp,tcp or tls (with tls, the trunk is reached over TLS)"),
+    key("SIP_TLS_PORT", "", "the TLS listening port (1-65535; default SIP_PORT + 1, i.e. 5061), e.g. 5061"),
+    key("SIP_TLS_CA_FILE", "", "a PEM file of CA certificates that the trunk's TLS certificate must chain to (default: the system's, /etc/ssl/certs/ca-certificates.crt)"),
+    key("SIP_TLS_CERT_FILE", "", "our TLS certificate chain as a PEM file, presented to callers over TLS (with SIP_TLS_KEY_FILE)"),
+    key("SIP_TLS_KEY_FILE", "", "the private key of SIP_TLS_CERT_FILE as a PEM file"),
+    key("SRTP", "off", "off, optional or mandatory: SRTP (SDES, AES_CM_128_HMAC_SHA1_80 and stronger) for the calls' audio"),
     key("SIP_REGISTER_INTERVAL", "300", "the registration interval in seconds (60–86400), e.g. 300"),
-    key("SIP_ALLOWED_SOURCES", "", "a comma list of networks allowed to call, e.g. 217.10.64.0/20,10.0.0.5 (empty = everyone)"),
+    key("SIP_ALLOWED_SOURCES", "", "a comma list of networks allowed to call, e.g. 217.10.64.0/20,10.0.0.5 (empty = everyone; a warning in IP mode on a non-loopback SIP_BIND)"),
     key("SIP_TRUNK_SOURCES_ONLY", "true", "true or false: in trunk mode accept INVITEs only from the trunk's addresses and SIP_ALLOWED_SOURCES"),
     key("SIP_INVITE_RATE", "5", "new INVITEs per second allowed from one source address, bursts of 4x that (the trunk is exempt; 0 = unlimited), e.g. 5"),
     key("SIP_USER_AGENT", "voiceagent", "the User-Agent/Server header, 1-64 printable characters (default without a version), e.g. voiceagent"),
@@ -69,7 +74,7 @@ pub const KEYS: &[Key] = &[
     // Realtime model.
     secret("OPENAI_API_KEY", "an OpenAI API key (unset = use the built-in local Realtime server)"),
     key("OPENAI_MODEL", "gpt-realtime", "a Realtime model name, e.g. gpt-realtime"),
-    key("OPENAI_REALTIME_URL", "wss://api.openai.com/v1/realtime", "a ws:// or wss:// URL, e.g. wss://api.openai.com/v1/realtime"),
+    key("OPENAI_REALTIME_URL", "wss://api.openai.com/v1/realtime", "a wss:// URL (ws:// only to a loopback host), e.g. wss://api.openai.com/v1/realtime"),
     key("OPENAI_VOICE", "marin", "a Realtime voice, e.g. marin or cedar"),
     // Agent behaviour.
     key("AGENT_INSTRUCTIONS", "", "the system instructions as text (default: the built-in ordering instructions)"),
@@ -98,6 +103,8 @@ pub const KEYS: &[Key] = &[
     // Status and order API.
     key("API_ADDR", "127.0.0.1:8085", "an IP address and port for the HTTP API, e.g. 127.0.0.1:8085"),
     secret("API_TOKEN", "a bearer token of at least 16 characters for the HTTP API, e.g. the output of `openssl rand -hex 24`"),
+    key("API_ALLOWED_HOSTS", "", "a comma list of host names (or host:port) the HTTP API answers to besides API_ADDR, e.g. voiceagent.internal,10.8.0.1:8085"),
+    key("OUTBOUND_ALLOWED", "", "a comma list of destinations POST /api/calls may call: SIP URI patterns or number prefixes on the trunk, e.g. sip:*@pbx.example,+4930* (empty = outbound calls through the API are disabled)"),
     // Recording.
     key("RECORD_CALLS", "false", "true or false"),
     key("RECORDING_RETENTION_DAYS", "30", "days to keep recordings (0 = forever, at most 3650), e.g. 30"),

@@ -264,6 +264,23 @@ pub(super) fn ws_url(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
+/// The host of a `ws://` URL that leaves this machine (the API key would travel in clear text);
+/// `None` for `wss://` and for loopback hosts (127.0.0.0/8, ::1, `localhost`).
+pub(super) fn cleartext_remote_host(url: &str) -> Option<String> {
+    let uri: tokio_tungstenite::tungstenite::http::Uri = url.parse().ok()?;
+    if !uri.scheme_str()?.eq_ignore_ascii_case("ws") {
+        return None;
+    }
+    let host = uri.host()?;
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let bare = bare.strip_suffix('.').unwrap_or(bare);
+    let loopback = match bare.parse::<IpAddr>() {
+        Ok(ip) => ip.to_canonical().is_loopback(),
+        Err(_) => bare.eq_ignore_ascii_case("localhost"),
+    };
+    (!loopback).then(|| host.to_string())
+}
+
 /// A `sip:` or `sips:` URI with something after the scheme.
 pub(super) fn sip_uri(s: &str) -> Result<String, String> {
     let rest = s

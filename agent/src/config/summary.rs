@@ -94,6 +94,8 @@ impl Config {
             "api": {
                 "addr": self.api.addr.to_string(),
                 "token": set(self.api.token.is_some()),
+                "allowed_hosts": self.api.allowed_hosts.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "outbound_allowed": self.api.outbound.patterns().iter().map(ToString::to_string).collect::<Vec<_>>(),
             },
             "recording": {
                 "enabled": self.recording.enabled,

@@ -31,6 +31,15 @@ fn errors(pairs: &[(&str, &str)]) -> ConfigErrors {
     }
 }
 
+/// The warnings except the IP-mode exposure warning, which every config bound to 0.0.0.0
+/// without SIP_SERVER and SIP_ALLOWED_SOURCES has (the defaults included).
+fn other_warnings(c: &Config) -> Vec<&ConfigWarning> {
+    c.warnings
+        .iter()
+        .filter(|w| w.key != "SIP_ALLOWED_SOURCES")
+        .collect()
+}
+
 fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     let mut file = std::fs::File::create(&path).expect("create test file");
@@ -115,7 +124,11 @@ fn defaults() {
     assert_eq!(c.log.filter, "info");
     assert_eq!(c.log.format, LogFormat::Text);
     assert_eq!(c.shutdown_timeout, Duration::from_secs(5));
-    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert!(c.api.allowed_hosts.is_empty());
+    assert!(!c.api.outbound.is_enabled());
+    // The defaults answer direct calls from anywhere: said once, at start-up and in `check`.
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert_eq!(c.warnings[0].key, "SIP_ALLOWED_SOURCES");
 
     let e = c.engine_config();
     assert!(e.account.is_none());
@@ -136,7 +149,12 @@ const EVERYTHING: &[(&str, &str)] = &[
     ("SIP_PROXY", "sip:proxy.example.com;lr"),
     ("SIP_PUBLIC_IP", "203.0.113.10"),
     ("SIP_BIND", "10.0.0.2"),
-    ("SIP_TRANSPORT", "UDP"),
+    ("SIP_TRANSPORT", "UDP,tls"),
+    ("SIP_TLS_PORT", "5071"),
+    ("SIP_TLS_CA_FILE", "/etc/passwd"),
+    ("SIP_TLS_CERT_FILE", "/etc/passwd"),
+    ("SIP_TLS_KEY_FILE", "/etc/passwd"),
+    ("SRTP", "Mandatory"),
     ("SIP_REGISTER_INTERVAL", "600"),
     ("SIP_ALLOWED_SOURCES", "217.10.64.0/20, 10.0.0.5"),
     ("SIP_TRUNK_SOURCES_ONLY", "false"),
@@ -177,6 +195,8 @@ const EVERYTHING: &[(&str, &str)] = &[
     ("CATALOG_DIR", "/srv/catalog-test-nonexistent"),
     ("API_ADDR", "0.0.0.0:9090"),
     ("API_TOKEN", "token-S3NTINEL-0123456789"),
+    ("API_ALLOWED_HOSTS", "VoiceAgent.Internal, 10.8.0.1:9090"),
+    ("OUTBOUND_ALLOWED", "sip:*@pbx.example, +4930*"),
     ("RECORD_CALLS", "YES"),
     ("RECORDING_RETENTION_DAYS", "0"),
     ("RECORDING_NOTICE", "1"),
@@ -198,7 +218,7 @@ fn every_key_is_parsed() {
     assert_eq!(c.sip.port, 5080);
     assert_eq!(c.sip.public_ip, Some(IpAddr::from([203, 0, 113, 10])));
     assert_eq!(c.sip.bind, IpAddr::from([10, 0, 0, 2]));
-    assert_eq!(c.sip.transports, vec![Transport::Udp]);
+    assert_eq!(c.sip.transports, vec![Transport::Udp, Transport::Tls]);
     assert_eq!(
         c.sip
             .allowed_sources
@@ -266,6 +286,24 @@ fn every_key_is_parsed() {
     assert_eq!(c.api.addr, "0.0.0.0:9090".parse::<SocketAddr>().unwrap());
     assert!(c.api.token.is_some());
     assert_eq!(
+        c.api
+            .allowed_hosts
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["voiceagent.internal", "10.8.0.1:9090"]
+    );
+    assert!(c.api.outbound.check("sip:desk@pbx.example").is_ok());
+    // Number patterns apply at the trunk's hosts (SIP_SERVER and SIP_DOMAIN).
+    assert!(c.api.outbound.check("sip:+4930123@sip.example.com").is_ok());
+    assert!(c.api.outbound.check("sip:+4930123@example.com").is_ok());
+    assert!(c.api.outbound.check("sip:+4930123@other.example").is_err());
+    assert!(c.api.outbound.check("sip:+4940123@example.com").is_err());
+    assert_eq!(
+        c.summary()["api"]["outbound_allowed"],
+        serde_json::json!(["sip:*@pbx.example", "+4930*"])
+    );
+    assert_eq!(
         c.recording,
         RecordingSettings {
             enabled: true,
@@ -285,7 +323,7 @@ fn every_key_is_parsed() {
     assert_eq!(e.sip_port, 5080);
     assert_eq!(e.bind, IpAddr::from([10, 0, 0, 2]));
     assert_eq!(e.public_address.as_deref(), Some("203.0.113.10"));
-    assert_eq!(e.transports, vec![Transport::Udp]);
+    assert_eq!(e.transports, vec![Transport::Udp, Transport::Tls]);
     assert_eq!((e.rtp_port_start, e.rtp_port_range), (10000, 40));
     assert_eq!(e.codecs, ["PCMA/8000", "opus/48000"]);
     assert_eq!(e.jitter.max_ms, Some(200));
@@ -293,6 +331,9 @@ fn every_key_is_parsed() {
     assert_eq!(e.allowed_sources.len(), 2);
     assert_eq!(e.stun_servers.len(), 2);
     assert!(!e.trunk_sources_only);
+    assert_eq!(e.transports, vec![Transport::Udp, Transport::Tls]);
+    assert_eq!(e.tls.port, 5071);
+    assert_eq!(e.srtp, pjsip_safe::SrtpMode::Mandatory);
     let rate = e.invite_rate.expect("SIP_INVITE_RATE=3");
     assert_eq!((rate.per_second, rate.burst), (3.0, 12));
     assert_eq!(e.user_agent, "PBX 1");
@@ -339,10 +380,10 @@ fn server_vad_settings_are_parsed() {
             interrupt_response: Some(true),
         }
     );
-    assert!(c.warnings.is_empty());
+    assert!(other_warnings(&c).is_empty());
     // A semantic_vad-only key with server_vad is ignored with a warning.
     let c = load(&[("VAD_EAGERNESS", "low")]);
-    assert_eq!(c.warnings[0].key, "VAD_EAGERNESS");
+    assert_eq!(other_warnings(&c)[0].key, "VAD_EAGERNESS");
 }
 
 #[test]
@@ -377,7 +418,12 @@ fn every_bad_value_is_reported_in_one_pass_with_key_and_fix() {
         ("SIP_PROXY", "proxy.example.com"),
         ("SIP_PUBLIC_IP", "203.0.113"),
         ("SIP_BIND", "any"),
-        ("SIP_TRANSPORT", "tls"),
+        ("SIP_TRANSPORT", "sctp"),
+        ("SIP_TLS_PORT", "0"),
+        ("SIP_TLS_CA_FILE", "/nonexistent/ca.pem"),
+        ("SIP_TLS_CERT_FILE", "/nonexistent/cert.pem"),
+        ("SIP_TLS_KEY_FILE", "/nonexistent/key.pem"),
+        ("SRTP", "always"),
         ("SIP_REGISTER_INTERVAL", "10"),
         ("SIP_ALLOWED_SOURCES", "10.0.0.0/33"),
         ("SIP_TRUNK_SOURCES_ONLY", "perhaps"),
@@ -419,6 +465,8 @@ fn every_bad_value_is_reported_in_one_pass_with_key_and_fix() {
         ("CATALOG_DIR", a_file),
         ("API_ADDR", "localhost:8085"),
         ("API_TOKEN", "S3NTINEL-short"),
+        ("API_ALLOWED_HOSTS", "http://voiceagent.example"),
+        ("OUTBOUND_ALLOWED", "premium-numbers"),
         ("RECORD_CALLS", "ja"),
         ("RECORDING_RETENTION_DAYS", "4000"),
         ("RECORDING_NOTICE", "nein"),
@@ -483,8 +531,9 @@ fn ip_mode_and_trunk_mode() {
     assert!(!ip.is_trunk_mode());
     assert!(ip.engine_config().account.is_none());
     assert_eq!(ip.summary()["sip"]["mode"], "ip");
-    assert_eq!(ip.warnings.len(), 1);
-    assert!(ip.warnings[0].message.contains("IP mode"));
+    let ip_warnings = other_warnings(&ip);
+    assert_eq!(ip_warnings.len(), 1);
+    assert!(ip_warnings[0].message.contains("IP mode"));
 
     let trunk = load(TRUNK);
     assert!(trunk.is_trunk_mode());
@@ -652,8 +701,9 @@ fn typo_in_the_environment_is_a_warning_with_a_suggestion() {
         ("PATH", "/usr/bin"),
         ("HOME", "/root"),
     ]);
-    assert_eq!(c.warnings.len(), 1);
-    assert!(c.warnings[0].message.contains("did you mean OPENAI_MODEL"));
+    let warnings = other_warnings(&c);
+    assert_eq!(warnings.len(), 1);
+    assert!(warnings[0].message.contains("did you mean OPENAI_MODEL"));
 }
 
 #[test]
@@ -786,4 +836,96 @@ fn env_example_shows_the_defaults() {
     assert!(defaults.len() > 30, "{defaults:?}");
     let c = Config::from_map(defaults).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.summary(), load(&[]).summary());
+}
+
+#[test]
+fn cleartext_realtime_urls_are_refused_unless_loopback() {
+    for local in [
+        "ws://127.0.0.1:9000/v1/realtime",
+        "ws://127.8.9.10/v1/realtime",
+        "ws://[::1]:9000/v1/realtime",
+        "ws://localhost:9000/v1/realtime",
+        "ws://LOCALHOST./v1/realtime",
+        "wss://api.openai.com/v1/realtime",
+        "wss://10.0.0.5/v1/realtime",
+    ] {
+        let c = load(&[
+            ("OPENAI_API_KEY", "sk-S3NTINEL"),
+            ("OPENAI_REALTIME_URL", local),
+        ]);
+        assert_eq!(c.realtime.url, local);
+    }
+    for remote in [
+        "ws://api.openai.com/v1/realtime",
+        "ws://10.0.0.5:9000/v1/realtime",
+        "ws://[2001:db8::1]/v1/realtime",
+        "ws://[::ffff:10.0.0.5]/v1/realtime",
+        "ws://localhost.evil.example/v1/realtime",
+        "ws://127.0.0.1.nip.io/v1/realtime",
+        "ws://0.0.0.0/v1/realtime",
+    ] {
+        let e = errors(&[
+            ("OPENAI_API_KEY", "sk-S3NTINEL"),
+            ("OPENAI_REALTIME_URL", remote),
+        ]);
+        let error = e
+            .for_key("OPENAI_REALTIME_URL")
+            .unwrap_or_else(|| panic!("{remote} is refused: {e}"));
+        let line = error.to_string();
+        assert!(line.contains("clear text"), "{line}");
+        assert!(line.contains("use wss://"), "{line}");
+        assert!(!line.contains(SENTINEL), "{line}");
+    }
+    // Refused without a key too: the URL is used as soon as one is added.
+    assert!(
+        errors(&[("OPENAI_REALTIME_URL", "ws://api.openai.com/v1/realtime")])
+            .for_key("OPENAI_REALTIME_URL")
+            .is_some()
+    );
+}
+
+#[test]
+fn ip_mode_on_a_public_address_without_an_allowlist_warns() {
+    let exposed = |c: &Config| c.warnings.iter().any(|w| w.key == "SIP_ALLOWED_SOURCES");
+    for bind in ["0.0.0.0", "203.0.113.10", "::", "10.0.0.2"] {
+        let c = load(&[("SIP_BIND", bind)]);
+        let w = c
+            .warnings
+            .iter()
+            .find(|w| w.key == "SIP_ALLOWED_SOURCES")
+            .unwrap_or_else(|| panic!("a warning for SIP_BIND={bind}"));
+        let line = w.to_string();
+        assert!(line.contains(&format!("SIP_BIND={bind}")), "{line}");
+        assert!(line.contains("set SIP_ALLOWED_SOURCES"), "{line}");
+        assert!(line.contains("IP mode"), "{line}");
+    }
+    assert!(!exposed(&load(&[("SIP_BIND", "127.0.0.1")])));
+    assert!(!exposed(&load(&[("SIP_BIND", "::1")])));
+    assert!(!exposed(&load(&[("SIP_ALLOWED_SOURCES", "10.0.0.0/8")])));
+    // Trunk mode: the trunk's own admission rules apply, not this warning.
+    assert!(!exposed(&load(TRUNK)));
+}
+
+#[test]
+fn api_hosts_and_outbound_patterns() {
+    let c = load(&[("API_ALLOWED_HOSTS", "ops.example,[fd00::1]:8085")]);
+    assert_eq!(c.api.allowed_hosts.len(), 2);
+    let e = errors(&[("API_ALLOWED_HOSTS", "ops.example, *.example")]);
+    let line = e.for_key("API_ALLOWED_HOSTS").unwrap().to_string();
+    assert!(line.contains("`*.example`"), "{line}");
+    assert!(line.contains("set API_ALLOWED_HOSTS to"), "{line}");
+
+    // IP mode: URI patterns only; a number pattern names the fix.
+    let c = load(&[("OUTBOUND_ALLOWED", "sip:*@127.0.0.1")]);
+    assert!(c.api.outbound.check("sip:a@127.0.0.1:5062").is_ok());
+    let e = errors(&[("OUTBOUND_ALLOWED", "sip:*@127.0.0.1,+4930*")]);
+    let line = e.for_key("OUTBOUND_ALLOWED").unwrap().to_string();
+    assert!(line.contains("`+4930*`"), "{line}");
+    assert!(line.contains("SIP_SERVER is unset"), "{line}");
+    assert!(line.contains("sip:+4930*@"), "{line}");
+    let mut trunk = TRUNK.to_vec();
+    trunk.push(("OUTBOUND_ALLOWED", "tel:+4930*"));
+    let c = load(&trunk);
+    assert!(c.api.outbound.check("sip:+4930123@sipgate.de").is_ok());
+    assert!(c.api.outbound.check("sip:+4930123@evil.example").is_err());
 }

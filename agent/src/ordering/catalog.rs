@@ -1,6 +1,9 @@
 //! The product catalog: CSV files under a directory (format in docs/CATALOG.md), validated on
 //! load, with the search index built once.
 //!
+//! A catalog directory may also hold a `lexicon.txt` with the customers' own words (trade names,
+//! brands, regional words; see [`super::lexicon`]); it is validated with the CSV files.
+//!
 //! Loading collects *all* problems with file, line and field instead of stopping at the first, so
 //! whoever maintains the catalog export fixes it in one round. A catalog with any error is not
 //! used at all: a half-loaded catalog would make the bot quietly unable to sell some articles.
@@ -9,10 +12,10 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
-use super::normalize::{self, Dim};
+use super::lexicon::{self, Lexicon};
+use super::normalize;
 use super::search::{SearchIndex, SearchResult};
+use super::vocabulary::{Product, Unit};
 
 /// The columns every catalog file must have, in any order.
 pub const COLUMNS: [&str; 11] = [
@@ -28,103 +31,6 @@ pub const COLUMNS: [&str; 11] = [
     "price_eur",
     "synonyms",
 ];
-
-/// Sales unit of an article.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum Unit {
-    #[serde(rename = "Stück")]
-    Stueck,
-    Meter,
-    Packung,
-    Rolle,
-    Dose,
-    Tube,
-}
-
-impl Unit {
-    pub const ALL: [Unit; 6] = [
-        Unit::Stueck,
-        Unit::Meter,
-        Unit::Packung,
-        Unit::Rolle,
-        Unit::Dose,
-        Unit::Tube,
-    ];
-
-    /// The name used in the catalog and in messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Unit::Stueck => "Stück",
-            Unit::Meter => "Meter",
-            Unit::Packung => "Packung",
-            Unit::Rolle => "Rolle",
-            Unit::Dose => "Dose",
-            Unit::Tube => "Tube",
-        }
-    }
-
-    /// Whether only whole quantities can be ordered (everything but metre goods).
-    pub fn is_countable(self) -> bool {
-        self != Unit::Meter
-    }
-
-    /// Exact catalog spelling (the catalog is strict so exports stay consistent).
-    pub fn from_catalog(s: &str) -> Option<Unit> {
-        Unit::ALL.into_iter().find(|u| u.as_str() == s)
-    }
-
-    /// Lenient parsing for tool input: "Stk", "stück", "m", "Meter", "Packungen" …
-    pub fn parse_lenient(s: &str) -> Option<Unit> {
-        let f = normalize::fold(s.trim().trim_end_matches('.'));
-        Some(match f.as_str() {
-            "stueck" | "stk" | "st" | "stck" | "pcs" | "piece" | "pieces" => Unit::Stueck,
-            "m" | "meter" | "metern" | "mtr" | "lfm" => Unit::Meter,
-            "packung" | "packungen" | "pack" | "pck" | "pkg" | "paket" | "pakete" => Unit::Packung,
-            "rolle" | "rollen" | "ring" | "ringe" => Unit::Rolle,
-            "dose" | "dosen" => Unit::Dose,
-            "tube" | "tuben" => Unit::Tube,
-            _ => return None,
-        })
-    }
-}
-
-impl fmt::Display for Unit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One article.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Product {
-    pub article_no: String,
-    pub name: String,
-    pub category: String,
-    /// The size as written in the catalog ("3/4 Zoll", "22 mm x 15 mm"), empty if none.
-    pub size: String,
-    pub dims: Vec<Dim>,
-    pub material: String,
-    pub connection: String,
-    pub pressure: Option<u32>,
-    pub angle: Option<u32>,
-    pub unit: Unit,
-    /// Net price per unit in euro cents.
-    pub price_cents: i64,
-    pub synonyms: Vec<String>,
-    /// Where it was defined ("data/catalog/x.csv:17"), for messages.
-    pub source: String,
-}
-
-impl Product {
-    /// Display form of the size ("3/4\"", "22 mm x 15 mm").
-    pub fn size_label(&self) -> String {
-        self.dims
-            .iter()
-            .map(|d| d.to_string())
-            .collect::<Vec<_>>()
-            .join(" x ")
-    }
-}
 
 /// One problem found while loading.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,6 +113,19 @@ impl Catalog {
                 message: "no *.csv files in the catalog directory".into(),
             }]));
         }
+        let lexicon_path = dir.join(lexicon::FILE_NAME);
+        let lexicon = match std::fs::read_to_string(&lexicon_path) {
+            Ok(text) => Some((lexicon_path, text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(CatalogError(vec![LoadError {
+                    file: lexicon_path,
+                    line: 0,
+                    field: None,
+                    message: format!("cannot read: {e}"),
+                }]))
+            }
+        };
         let mut sources = Vec::new();
         for f in &files {
             match std::fs::read(f) {
@@ -221,16 +140,30 @@ impl Catalog {
                 }
             }
         }
-        Self::from_sources(sources.iter().map(|(p, b)| (p.as_path(), b.as_slice())))
+        Self::from_sources(
+            sources.iter().map(|(p, b)| (p.as_path(), b.as_slice())),
+            lexicon.as_ref().map(|(p, t)| (p.as_path(), t.as_str())),
+        )
     }
 
     /// Parses catalog CSV text from memory; `file` is only used in messages.
     pub fn from_csv(file: &Path, csv: &str) -> Result<Catalog, CatalogError> {
-        Self::from_sources([(file, csv.as_bytes())])
+        Self::from_sources([(file, csv.as_bytes())], None)
+    }
+
+    /// Like [`Catalog::from_csv`], with the text of a lexicon file (see docs/CATALOG.md).
+    pub fn from_csv_with_lexicon(
+        file: &Path,
+        csv: &str,
+        lexicon_file: &Path,
+        lexicon: &str,
+    ) -> Result<Catalog, CatalogError> {
+        Self::from_sources([(file, csv.as_bytes())], Some((lexicon_file, lexicon)))
     }
 
     fn from_sources<'a>(
         sources: impl IntoIterator<Item = (&'a Path, &'a [u8])>,
+        lexicon: Option<(&Path, &str)>,
     ) -> Result<Catalog, CatalogError> {
         let mut errors = Vec::new();
         let mut products: Vec<Product> = Vec::new();
@@ -254,10 +187,32 @@ impl Catalog {
                 products.push(p);
             }
         }
+        let lexicon = match lexicon {
+            None => Lexicon::builtin(),
+            Some((file, text)) => {
+                let err = |line: u64, message: String| LoadError {
+                    file: file.to_path_buf(),
+                    line,
+                    field: None,
+                    message,
+                };
+                let (lex, problems) = Lexicon::parse(text);
+                errors.extend(problems.into_iter().map(|e| err(e.line, e.message)));
+                for e in lex.entries() {
+                    for a in e.articles.iter().filter(|a| !by_article.contains_key(*a)) {
+                        errors.push(err(
+                            e.line,
+                            format!("unknown article number `{a}` (not in the catalog)"),
+                        ));
+                    }
+                }
+                Lexicon::with_catalog(lex)
+            }
+        };
         if !errors.is_empty() {
             return Err(CatalogError(errors));
         }
-        let index = SearchIndex::build(&products);
+        let index = SearchIndex::build(&products, lexicon);
         Ok(Catalog {
             products,
             by_article,
@@ -286,8 +241,7 @@ impl Catalog {
 
     /// Ranked search; see [`crate::ordering::search`].
     pub fn search(&self, query: &str, limit: usize) -> SearchResult {
-        self.index
-            .search(&self.products, &self.by_article, query, limit)
+        self.index.search(&self.products, query, limit)
     }
 
     /// Product categories, sorted, each once.
@@ -492,6 +446,7 @@ pub fn format_eur(cents: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ordering::vocabulary::Dim;
 
     const HEADER: &str =
         "article_no,name,category,size,material,connection,pressure,angle,unit,price_eur,synonyms\n";
@@ -563,9 +518,27 @@ mod tests {
         assert_eq!(parse_price("12,50"), None);
         assert_eq!(parse_price("1.234"), None);
         assert_eq!(format_eur(1250), "12.50");
-        assert_eq!(Unit::parse_lenient("Stk."), Some(Unit::Stueck));
-        assert_eq!(Unit::parse_lenient("m"), Some(Unit::Meter));
-        assert!(!Unit::Meter.is_countable());
+    }
+
+    #[test]
+    fn lexicon_problems_are_reported_with_the_catalog() {
+        let csv = format!("{HEADER}100,A,Muffe,,,,,,Stück,1.00,\n");
+        let e = Catalog::from_csv_with_lexicon(
+            Path::new("x.csv"),
+            &csv,
+            Path::new("data/catalog/lexicon.txt"),
+            "# ok\nFermit = Dichtpaste\nUnipak = Artikel 999\nBride Rohrschelle\n",
+        )
+        .unwrap_err();
+        let text: Vec<String> = e.0.iter().map(|e| e.to_string()).collect();
+        assert_eq!(
+            text,
+            vec![
+                "data/catalog/lexicon.txt:4: expected `words callers say = catalog words` (or \
+                 `= Artikel <number>`), got `Bride Rohrschelle`",
+                "data/catalog/lexicon.txt:3: unknown article number `999` (not in the catalog)",
+            ]
+        );
     }
 
     #[test]
@@ -574,5 +547,8 @@ mod tests {
         let c = Catalog::load_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
         assert!(c.len() >= 375, "{}", c.len());
         assert!(c.categories().contains(&"T-Stück"));
+        // The sample's lexicon was read (a brand name finds the product).
+        let r = c.search("Fermit Dose", 1);
+        assert_eq!(c.products()[r.hits[0].index].category, "Dichtpaste");
     }
 }

@@ -15,109 +15,16 @@
 //! Sizes are kept as typed values, not text, because "3/4 Zoll", "¾\"" and "dreiviertel" must be
 //! equal, and DN 20 must still be close to 3/4".
 
-use std::fmt;
-
 use unicode_normalization::UnicodeNormalization;
 
-use super::catalog::Unit;
-
-/// A typed size or rating. Millimetres are kept in tenths, inches in eighths, so that equality is
-/// exact and "1 1/4" is representable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Dim {
-    /// Outer diameter or length in tenths of a millimetre.
-    Mm(u32),
-    /// Thread size in eighths of an inch (1/2" = 4, 1 1/4" = 10).
-    Inch(u32),
-    /// Nominal diameter (Nennweite).
-    Dn(u32),
-    /// Angle in degrees.
-    Angle(u32),
-    /// Pressure rating (PN).
-    Pn(u32),
-}
+use super::vocabulary::{Dim, Unit};
 
 /// Inch sizes (in eighths) that exist for pipe threads; used to decide whether "2 3/4" is one
 /// size or a quantity followed by a size.
+/// Longer words are never number words; bounds the work on hostile input.
+const MAX_NUMBER_WORD: usize = 40;
+
 const STANDARD_EIGHTHS: [u32; 15] = [1, 2, 3, 4, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64];
-
-impl Dim {
-    /// A compact key for hash maps (kind in the high bits).
-    pub fn key(self) -> u64 {
-        let (kind, v) = match self {
-            Dim::Mm(v) => (1u64, v),
-            Dim::Inch(v) => (2, v),
-            Dim::Dn(v) => (3, v),
-            Dim::Angle(v) => (4, v),
-            Dim::Pn(v) => (5, v),
-        };
-        (kind << 32) | u64::from(v)
-    }
-
-    /// The nominal diameter commonly equivalent to a thread size (1/2" ≈ DN 15 …).
-    pub fn inch_to_dn(eighths: u32) -> Option<u32> {
-        Some(match eighths {
-            2 => 8,
-            3 => 10,
-            4 => 15,
-            6 => 20,
-            8 => 25,
-            10 => 32,
-            12 => 40,
-            16 => 50,
-            20 => 65,
-            24 => 80,
-            32 => 100,
-            _ => return None,
-        })
-    }
-
-    fn inch_from_value(v: f64) -> Option<Dim> {
-        let e = v * 8.0;
-        let r = e.round();
-        ((e - r).abs() < 1e-6 && (1.0..=128.0).contains(&r)).then_some(Dim::Inch(r as u32))
-    }
-
-    fn mm_from_value(v: f64) -> Option<Dim> {
-        let t = (v * 10.0).round();
-        (v > 0.0 && t <= 100_000.0).then_some(Dim::Mm(t as u32))
-    }
-}
-
-impl fmt::Display for Dim {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Dim::Mm(t) if t % 10 == 0 => write!(f, "{} mm", t / 10),
-            Dim::Mm(t) => write!(f, "{},{} mm", t / 10, t % 10),
-            Dim::Inch(e) => {
-                let (whole, rest) = (e / 8, e % 8);
-                let frac = match rest {
-                    0 => String::new(),
-                    r => {
-                        let g = gcd(r, 8);
-                        format!("{}/{}", r / g, 8 / g)
-                    }
-                };
-                match (whole, frac.is_empty()) {
-                    (0, _) => write!(f, "{frac}\""),
-                    (w, true) => write!(f, "{w}\""),
-                    (w, false) => write!(f, "{w} {frac}\""),
-                }
-            }
-            Dim::Dn(v) => write!(f, "DN {v}"),
-            Dim::Angle(v) => write!(f, "{v}°"),
-            Dim::Pn(v) => write!(f, "PN {v}"),
-        }
-    }
-}
-
-fn gcd(a: u32, b: u32) -> u32 {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
-}
 
 /// Case-, accent- and umlaut-folding: "T-Stück ¾“" → "t-stueck  3/4\"".
 pub fn fold(s: &str) -> String {
@@ -156,6 +63,11 @@ pub fn fold(s: &str) -> String {
 /// Light German stemmer: strips plural/inflection endings so "Muffen" = "Muffe",
 /// "T-Stücke" = "T-Stück". Applied identically to catalog and query words.
 pub fn stem(word: &str) -> String {
+    stem_str(word).to_string()
+}
+
+/// [`stem`] without allocating: the stem is always a prefix of the word.
+pub fn stem_str(word: &str) -> &str {
     let mut w = word;
     for _ in 0..2 {
         if w.len() <= 4 {
@@ -170,7 +82,7 @@ pub fn stem(word: &str) -> String {
             None => break,
         }
     }
-    w.to_string()
+    w
 }
 
 /// A word of the query or of a catalog text after folding; hyphenated words are joined
@@ -509,6 +421,10 @@ enum Lex {
     Prefix(bool),
     /// "x" / "auf" between two sizes: "22 x 15", "dreiviertel auf halb".
     Join,
+    /// "mal": a dimension join between sizes ("16 mal 2"), but also "zwei mal" (twice).
+    Mal,
+    /// "komma" between two spoken numbers: "drei komma fünf".
+    Comma,
 }
 
 fn lex(raw: Vec<Raw>) -> Vec<Lex> {
@@ -556,6 +472,15 @@ fn lex_word(w: Word, out: &mut Vec<Lex>) {
     }
     if matches!(t, "x" | "auf") {
         return out.push(Lex::Join);
+    }
+    if t == "mal" && matches!(out.last(), Some(Lex::Value(_))) {
+        return out.push(Lex::Mal);
+    }
+    if t == "komma" && matches!(out.last(), Some(Lex::Value(Piece::Whole { .. }))) {
+        return out.push(Lex::Comma);
+    }
+    if t.len() > MAX_NUMBER_WORD {
+        return out.push(Lex::Word(w));
     }
     let after_value = matches!(out.last(), Some(Lex::Value(_)));
     if after_value {
@@ -608,6 +533,23 @@ fn is_standard_inch(v: f64) -> bool {
 fn combine(lexes: Vec<Lex>) -> Vec<Lex> {
     let mut out: Vec<Lex> = Vec::with_capacity(lexes.len());
     for l in lexes {
+        // "drei komma fünf" → 3.5
+        if let Lex::Value(Piece::Whole { v: b, .. }) = l {
+            let n = out.len();
+            if n >= 2 && out[n - 1] == Lex::Comma && b.fract() == 0.0 && b < 1000.0 {
+                if let Lex::Value(Piece::Whole { v: a, .. }) = out[n - 2] {
+                    let digits = if b < 10.0 {
+                        1
+                    } else {
+                        (b.log10().floor() as i32) + 1
+                    };
+                    let v = a + b / 10f64.powi(digits);
+                    out.truncate(n - 2);
+                    out.push(Lex::Value(Piece::Whole { v, article: false }));
+                    continue;
+                }
+            }
+        }
         if let Lex::Value(p) = l {
             let prev = match out.last() {
                 Some(Lex::Value(q)) => Some(*q),
@@ -659,7 +601,12 @@ fn combine(lexes: Vec<Lex>) -> Vec<Lex> {
 
 /// Folds, tokenises and interprets a query or catalog text. See the module docs.
 pub fn analyze(text: &str) -> Analysis {
-    let lexes = combine(lex(tokenize(&fold(text))));
+    analyze_folded(&fold(text))
+}
+
+/// [`analyze`] for text that already went through [`fold`].
+pub fn analyze_folded(folded: &str) -> Analysis {
+    let lexes = combine(lex(tokenize(folded)));
     let mut a = Analysis::default();
     let mut i = 0;
     while i < lexes.len() {
@@ -688,35 +635,74 @@ pub fn analyze(text: &str) -> Analysis {
             Lex::Value(_) => {
                 // A chain "v [unit] (x v [unit])*": "22 x 15 mm", "22 mm x 3/4 Zoll".
                 let mut pending: Vec<Piece> = Vec::new();
+                let mut joined = false;
                 let mut j = i;
                 while let Some(Lex::Value(p)) = lexes.get(j) {
                     pending.push(*p);
                     j += 1;
                     if let Some(Lex::Unit(u)) = lexes.get(j) {
-                        assign(&mut a, &pending, Some(*u));
+                        match u {
+                            // "26 x 3 Rolle": the pair is the size, the unit names the product
+                            // ("Rolle 50 m"), not a quantity of 26.
+                            UnitWord::Qty(q) if joined && is_metric_pair(&pending) => {
+                                assign(&mut a, &pending, Some(UnitWord::Mm));
+                                let text = fold(q.as_str());
+                                a.words.push(Word {
+                                    parts: vec![text.clone()],
+                                    text,
+                                });
+                            }
+                            u => assign(&mut a, &pending, Some(*u)),
+                        }
                         pending.clear();
                         j += 1;
                     }
-                    if matches!(lexes.get(j), Some(Lex::Join))
-                        && matches!(lexes.get(j + 1), Some(Lex::Value(_)))
-                    {
+                    // "mal" joins only after a plausible dimension: "16 mal 2", not "zwei mal".
+                    let join = match lexes.get(j) {
+                        Some(Lex::Join) => true,
+                        Some(Lex::Mal) => p.value() >= 6.0,
+                        _ => false,
+                    };
+                    if join && matches!(lexes.get(j + 1), Some(Lex::Value(_))) {
+                        joined = true;
                         j += 1;
                         continue;
                     }
                     break;
                 }
-                assign(&mut a, &pending, None);
+                if joined && is_metric_pair(&pending) {
+                    assign(&mut a, &pending, Some(UnitWord::Mm));
+                } else {
+                    assign(&mut a, &pending, None);
+                }
                 i = j;
             }
-            Lex::Unit(_) | Lex::Join => i += 1,
+            Lex::Unit(_) | Lex::Join | Lex::Mal | Lex::Comma => i += 1,
         }
     }
     a
 }
 
+/// Dimensions joined by "x"/"mal" without a unit are millimetres ("40 x 3,5", "16 mal 2") when
+/// they are plain numbers and the first is a plausible outer diameter; fractions stay inches.
+fn is_metric_pair(chain: &[Piece]) -> bool {
+    chain.len() >= 2
+        && chain
+            .iter()
+            .all(|p| matches!(p, Piece::Whole { article: false, v } if *v > 0.0 && *v <= 1000.0))
+        && chain[0].value() >= 6.0
+}
+
 fn assign(a: &mut Analysis, chain: &[Piece], unit: Option<UnitWord>) {
     for &p in chain {
         let v = p.value();
+        // "28 auf 1 Zoll": a chain that ends in inches may start with a millimetre size.
+        let unit = match unit {
+            Some(UnitWord::Inch) if chain.len() > 1 && !is_standard_inch(v) && v >= 6.0 => {
+                Some(UnitWord::Mm)
+            }
+            u => u,
+        };
         let dim = match unit {
             Some(UnitWord::Mm) => Dim::mm_from_value(v),
             Some(UnitWord::Cm) => Dim::mm_from_value(v * 10.0),
@@ -787,6 +773,210 @@ pub fn parse_angle(field: &str) -> Option<u32> {
         ([Dim::Angle(v)], true) => Some(*v),
         _ => None,
     }
+}
+
+/// Numbers said one after another, as callers read an article number from a price list:
+/// "sechs null null null eins acht", "300 012", "4-0-0-0-0-2", "vierhunderttausenddreißig".
+#[derive(Debug, Clone, PartialEq)]
+pub struct NumberRun {
+    /// The digits each token said, in order ("300", "012"; "6", "0", "0" …).
+    pub pieces: Vec<String>,
+    /// Byte range of each piece in the folded text.
+    pub spans: Vec<(usize, usize)>,
+    /// Whether each piece was written with digits (not spoken as a word).
+    pub written: Vec<bool>,
+    /// An article cue ("Artikel", "Nummer", "Art.-Nr.") stands shortly before the run.
+    pub cue: bool,
+}
+
+/// Most pieces kept per run and most runs per text: bounds the work on hostile input.
+const MAX_RUN_PIECES: usize = 32;
+const MAX_RUNS: usize = 16;
+
+/// Words that announce an article number.
+fn is_article_cue(w: &str) -> bool {
+    matches!(
+        w,
+        "artikel"
+            | "artikelnummer"
+            | "artikelnr"
+            | "art"
+            | "artnr"
+            | "nummer"
+            | "nr"
+            | "bestellnummer"
+            | "bestellnr"
+            | "katalognummer"
+            | "artikelnumer"
+    )
+}
+
+/// A spoken whole number up to 999 999 as digits: "null" → "0", "zwoelf" → "12",
+/// "dreihundertzwoelf" → "312", "vierhunderttausenddreissig" → "400030". "ein"/"eine" are
+/// articles, not digits.
+fn spoken_digits(w: &str) -> Option<String> {
+    fn below_hundred(w: &str) -> Option<u32> {
+        match int_word(w)? {
+            (n, false) if n < 100 => Some(n),
+            _ => None,
+        }
+    }
+    fn below_thousand(w: &str) -> Option<u32> {
+        match w.split_once("hundert") {
+            Some((h, rest)) => {
+                let h = match h {
+                    "" | "ein" => 1,
+                    h => below_hundred(h).filter(|n| *n < 10)?,
+                };
+                let rest = rest.strip_prefix("und").unwrap_or(rest);
+                let r = if rest.is_empty() {
+                    0
+                } else {
+                    below_hundred(rest)?
+                };
+                Some(h * 100 + r)
+            }
+            None => below_hundred(w),
+        }
+    }
+    if w.len() > MAX_NUMBER_WORD {
+        return None;
+    }
+    if w == "null" {
+        return Some("0".into());
+    }
+    let v = match w.split_once("tausend") {
+        Some((t, rest)) => {
+            let t = match t {
+                "" | "ein" => 1,
+                t => below_thousand(t)?,
+            };
+            let rest = rest.strip_prefix("und").unwrap_or(rest);
+            let r = if rest.is_empty() {
+                0
+            } else {
+                below_thousand(rest)?
+            };
+            t * 1000 + r
+        }
+        None => below_thousand(w)?,
+    };
+    Some(v.to_string())
+}
+
+/// Finds runs of numbers that may form an article number. A number bound to a unit ("15 mm",
+/// "zwei Zoll", "10 Stück"), to DN/PN/M, or joined by "x"/"mal"/"auf"/"/" is a size or a
+/// quantity and ends a run; "Strich", "-", "." and spaces separate pieces of one run.
+pub fn number_runs(folded: &str) -> Vec<NumberRun> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Tok<'a> {
+        Word(&'a str, usize, usize),
+        Digits(&'a str, usize, usize),
+        /// Something that can never be inside an article number ('/', '"', a decimal).
+        Stop,
+    }
+    let mut toks: Vec<Tok> = Vec::new();
+    let b = folded.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_alphabetic() {
+            let st = i;
+            while i < b.len() && b[i].is_ascii_alphabetic() {
+                i += 1;
+            }
+            toks.push(Tok::Word(&folded[st..i], st, i));
+        } else if c.is_ascii_digit() {
+            let st = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            if i + 1 < b.len() && b[i] == b',' && b[i + 1].is_ascii_digit() {
+                // "3,5": a decimal, i.e. a size.
+                while i < b.len() && (b[i].is_ascii_digit() || b[i] == b',') {
+                    i += 1;
+                }
+                toks.push(Tok::Stop);
+            } else {
+                toks.push(Tok::Digits(&folded[st..i], st, i));
+            }
+        } else {
+            if matches!(c, b'/' | b'"' | b'%')
+                || !c.is_ascii() && !folded[i..].starts_with(char::is_whitespace)
+            {
+                toks.push(Tok::Stop);
+            }
+            i += 1;
+            while i < b.len() && !folded.is_char_boundary(i) {
+                i += 1;
+            }
+        }
+    }
+    fn word<'a>(t: Option<&Tok<'a>>) -> Option<&'a str> {
+        match t {
+            Some(Tok::Word(w, ..)) => Some(*w),
+            _ => None,
+        }
+    }
+    let binds = |w: Option<&str>| {
+        w.is_some_and(|w| {
+            unit_word(w).is_some() || matches!(w, "x" | "mal" | "auf" | "bis" | "komma" | "prozent")
+        })
+    };
+    let mut runs: Vec<NumberRun> = Vec::new();
+    let mut cur: Option<NumberRun> = None;
+    // Words since the last cue (the cue survives a few: "Artikel, die Nummer ist …").
+    let mut since_cue = usize::MAX;
+    for (k, t) in toks.iter().enumerate() {
+        let prev = if k > 0 { word(toks.get(k - 1)) } else { None };
+        let next = word(toks.get(k + 1));
+        let piece = match *t {
+            Tok::Digits(d, st, en) => Some((d.to_string(), st, en, true)),
+            Tok::Word(w, st, en) => spoken_digits(w).map(|d| (d, st, en, false)),
+            Tok::Stop => None,
+        };
+        let bound = binds(next)
+            || binds(prev)
+            || prev.is_some_and(|p| matches!(p, "dn" | "nw" | "pn" | "m"));
+        match piece {
+            Some((d, st, en, written)) if !bound => {
+                let r = cur.get_or_insert_with(|| NumberRun {
+                    pieces: Vec::new(),
+                    spans: Vec::new(),
+                    written: Vec::new(),
+                    cue: since_cue <= 3,
+                });
+                if r.pieces.len() < MAX_RUN_PIECES {
+                    r.pieces.push(d);
+                    r.spans.push((st, en));
+                    r.written.push(written);
+                }
+            }
+            _ => {
+                if let Tok::Word(w, ..) = *t {
+                    if matches!(w, "strich" | "bindestrich" | "minus") && cur.is_some() {
+                        continue;
+                    }
+                    if is_article_cue(w) {
+                        since_cue = 0;
+                    } else {
+                        since_cue = since_cue.saturating_add(1);
+                    }
+                }
+                if let Some(r) = cur.take() {
+                    if runs.len() < MAX_RUNS {
+                        runs.push(r);
+                    }
+                }
+            }
+        }
+    }
+    if let Some(r) = cur.take() {
+        if runs.len() < MAX_RUNS {
+            runs.push(r);
+        }
+    }
+    runs
 }
 
 #[cfg(test)]
@@ -903,5 +1093,94 @@ mod tests {
         assert_eq!(Dim::Inch(4).to_string(), "1/2\"");
         assert_eq!(parse_prefixed("PN 16", "pn"), Some(16));
         assert_eq!(parse_angle("90°"), Some(90));
+    }
+    #[test]
+    fn decimal_commas_and_dimension_pairs() {
+        assert_eq!(dims("40 x 3,5"), vec![Dim::Mm(400), Dim::Mm(35)]);
+        assert_eq!(dims("40 x 3.5 mm"), vec![Dim::Mm(400), Dim::Mm(35)]);
+        assert_eq!(dims("16 mal 2"), vec![Dim::Mm(160), Dim::Mm(20)]);
+        assert_eq!(dims("16x2"), vec![Dim::Mm(160), Dim::Mm(20)]);
+        assert_eq!(
+            dims("vierzig mal drei komma fünf"),
+            vec![Dim::Mm(400), Dim::Mm(35)]
+        );
+        assert_eq!(dims("1,5 Millimeter"), vec![Dim::Mm(15)]);
+        assert_eq!(dims("eins komma fünf mm"), vec![Dim::Mm(15)]);
+        assert_eq!(dims("22 auf 15"), vec![Dim::Mm(220), Dim::Mm(150)]);
+        let a = analyze("Verbundrohr 26 x 3 Rolle");
+        assert_eq!(a.dims, vec![Dim::Mm(260), Dim::Mm(30)]);
+        assert_eq!(a.quantity, None);
+        assert_eq!(
+            words("Verbundrohr 26 x 3 Rolle"),
+            vec!["verbundrohr", "rolle"]
+        );
+        assert_eq!(dims("28 auf 1 Zoll"), vec![Dim::Mm(280), Dim::Inch(8)]);
+        // Inch pairs stay inches; "zwei mal" is a count, not a dimension.
+        assert_eq!(dims("3/4 x 1/2"), vec![Dim::Inch(6), Dim::Inch(4)]);
+        let a = analyze("zwei mal T-Stück 22 mm");
+        assert_eq!(a.dims, vec![Dim::Mm(220)]);
+        assert_eq!(words("zwei mal T-Stück 22 mm"), vec!["tstueck"]);
+    }
+
+    fn run_digits(q: &str) -> Vec<(String, bool)> {
+        number_runs(&fold(q))
+            .into_iter()
+            .map(|r| (r.pieces.concat(), r.cue))
+            .collect()
+    }
+
+    #[test]
+    fn number_runs_for_article_numbers() {
+        assert_eq!(
+            run_digits("sechs null null null eins acht"),
+            vec![("600018".to_string(), false)]
+        );
+        assert_eq!(
+            run_digits("Artikel 300 012"),
+            vec![("300012".to_string(), true)]
+        );
+        assert_eq!(
+            run_digits("Nummer 4-0-0-0-0-2"),
+            vec![("400002".to_string(), true)]
+        );
+        assert_eq!(
+            run_digits("Bestellnummer 300 Strich 004"),
+            vec![("300004".to_string(), true)]
+        );
+        assert_eq!(
+            run_digits("Art.-Nr. 100.092"),
+            vec![("100092".to_string(), true)]
+        );
+        assert_eq!(
+            run_digits("vierhunderttausenddreißig"),
+            vec![("400030".to_string(), false)]
+        );
+        assert_eq!(
+            run_digits("dreihundertzwölf"),
+            vec![("312".to_string(), false)]
+        );
+        // Sizes and quantities end a run and never join it.
+        assert_eq!(
+            run_digits("vier null null null null zwei, zehn Stück"),
+            vec![("400002".to_string(), false)]
+        );
+        assert!(run_digits("T-Stück zwei Zoll, 15 mm, DN 20, 16 x 2, 3,5, M8").is_empty());
+        assert!(run_digits("ein T-Stück").is_empty());
+    }
+
+    #[test]
+    fn hostile_text_stays_bounded() {
+        let long_word = "zweiundzwanzig".repeat(2000);
+        let digits = "1 ".repeat(20_000);
+        let separators = "-/,.;:\"'x ".repeat(5_000);
+        for q in [&long_word, &digits, &separators] {
+            let t = std::time::Instant::now();
+            let a = analyze(q);
+            let runs = number_runs(&fold(q));
+            assert!(runs.len() <= MAX_RUNS);
+            assert!(runs.iter().all(|r| r.pieces.len() <= MAX_RUN_PIECES));
+            assert!(a.words.len() <= 1 || q == &separators, "{}", a.words.len());
+            assert!(t.elapsed() < std::time::Duration::from_secs(1));
+        }
     }
 }

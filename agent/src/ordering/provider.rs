@@ -15,9 +15,9 @@ use chrono::Utc;
 use pjsip_safe::CallId;
 use serde_json::Value;
 
-use super::{handle_tool_call, tool_definitions, Catalog, OrderSession, OrderStore};
+use super::{handle_tool_call, tool_definitions, Catalog, OrderContext, OrderSession, OrderStore};
 use crate::realtime::conversation::{ToolDefinition, Transcript, TranscriptEvent};
-use crate::tools::{ToolContext, ToolFuture, ToolProvider};
+use crate::tools::{ToolContext, ToolFuture, ToolOutput, ToolProvider};
 
 /// One call's order and its database connection (opened on the call's first tool use).
 struct CallOrder {
@@ -79,17 +79,14 @@ fn transcript_lines(transcript: &Transcript) -> Vec<(String, String)> {
 impl ToolProvider for OrderingTools {
     fn definitions(&self) -> Vec<ToolDefinition> {
         tool_definitions()
-            .into_iter()
-            .map(|d| ToolDefinition::external(d.name, d.description, d.parameters))
-            .collect()
     }
 
-    fn call(&self, ctx: &ToolContext, name: &str, arguments: Value) -> ToolFuture {
+    fn call(&self, ctx: &ToolContext, name: &str, arguments: &Value) -> ToolFuture {
         let catalog = self.catalog.clone();
         let data_dir = self.data_dir.clone();
         let call = {
             let Ok(mut calls) = self.calls.lock() else {
-                return Box::pin(async { Err("order sessions unavailable".to_string()) });
+                return Box::pin(async { ToolOutput::error("order sessions unavailable") });
             };
             calls
                 .entry(ctx.call)
@@ -106,34 +103,35 @@ impl ToolProvider for OrderingTools {
                 .clone()
         };
         let name = name.to_string();
+        let arguments = arguments.clone();
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
                 // Only this call's lock: other calls' tools run in parallel.
-                let mut call = call
-                    .lock()
-                    .map_err(|_| "order session unavailable".to_string())?;
+                let Ok(mut call) = call.lock() else {
+                    return ToolOutput::error("order session unavailable");
+                };
                 let CallOrder { session, store } = &mut *call;
                 if store.is_none() {
-                    *store = Some(
-                        OrderStore::open_in(&data_dir)
-                            .map_err(|e| format!("the order database is unavailable: {e}"))?,
-                    );
+                    match OrderStore::open_in(&data_dir) {
+                        Ok(opened) => *store = Some(opened),
+                        Err(e) => {
+                            return ToolOutput::error(format!(
+                                "the order database is unavailable: {e}"
+                            ))
+                        }
+                    }
                 }
                 let store = store.as_mut().expect("opened above");
-                let mut tool_ctx = super::ToolContext {
+                let mut order = OrderContext {
                     catalog: &catalog,
                     session,
                     store,
                     now: Utc::now(),
                 };
-                Ok(handle_tool_call(
-                    &mut tool_ctx,
-                    &name,
-                    &arguments.to_string(),
-                ))
+                handle_tool_call(&mut order, &name, &arguments)
             })
             .await
-            .map_err(|e| format!("the order system failed: {e}"))?
+            .unwrap_or_else(|e| ToolOutput::error(format!("the order system failed: {e}")))
         })
     }
 

@@ -393,7 +393,27 @@ fn insert(
     Ok(id)
 }
 
+/// First characters that make a spreadsheet read a cell as a formula (or, for tab, CR and LF,
+/// that some programs strip before doing so): OWASP's list for CSV injection, plus LF.
+const FORMULA_TRIGGERS: &[char] = &['=', '+', '-', '@', '\t', '\r', '\n'];
+
+/// A CSV cell that a spreadsheet shows as text: fields starting with a formula trigger get a
+/// leading `'`.
+///
+/// Why every field and not only the free-text ones: the caller number comes from the SIP `From`
+/// header, which the caller writes, and article names pass through the model. A legitimate
+/// `+4930123456` therefore also becomes `'+4930123456` — which keeps its `+` in a spreadsheet
+/// instead of turning into the number 4930123456. The JSON export is not altered.
+pub fn csv_cell(field: &str) -> std::borrow::Cow<'_, str> {
+    if field.starts_with(FORMULA_TRIGGERS) {
+        std::borrow::Cow::Owned(format!("'{field}"))
+    } else {
+        std::borrow::Cow::Borrowed(field)
+    }
+}
+
 /// Writes one CSV row per order line (orders without lines get one row with empty line fields).
+/// Every field passes through [`csv_cell`] (spreadsheet formula injection).
 pub fn export_csv<W: Write>(orders: &[StoredOrder], out: W) -> Result<(), StoreError> {
     let mut w = csv::Writer::from_writer(out);
     w.write_record([
@@ -426,7 +446,7 @@ pub fn export_csv<W: Write>(orders: &[StoredOrder], out: W) -> Result<(), StoreE
             let mut rec: Vec<String> = head.to_vec();
             rec.extend(std::iter::repeat_n(String::new(), 7));
             rec.push(total.clone());
-            w.write_record(&rec)?;
+            w.write_record(rec.iter().map(|f| csv_cell(f).into_owned()))?;
         }
         for (i, it) in o.items.iter().enumerate() {
             let mut rec: Vec<String> = head.to_vec();
@@ -440,7 +460,7 @@ pub fn export_csv<W: Write>(orders: &[StoredOrder], out: W) -> Result<(), StoreE
                 format_eur(it.line_total_cents()),
                 total.clone(),
             ]);
-            w.write_record(&rec)?;
+            w.write_record(rec.iter().map(|f| csv_cell(f).into_owned()))?;
         }
     }
     w.flush()?;
@@ -450,4 +470,73 @@ pub fn export_csv<W: Write>(orders: &[StoredOrder], out: W) -> Result<(), StoreE
 /// The orders as a JSON array (amounts in cents, timestamps RFC 3339 UTC).
 pub fn export_json(orders: &[StoredOrder]) -> serde_json::Value {
     serde_json::to_value(orders).unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_triggers_are_neutralised() {
+        for hostile in [
+            "=HYPERLINK(\"http://evil.example\",\"x\")",
+            "+1+cmd|' /C calc'!A0",
+            "-2+3",
+            "@SUM(A1:A9)",
+            "\t=1",
+            "\r=1",
+            "\n=1",
+            "=",
+        ] {
+            assert_eq!(csv_cell(hostile), format!("'{hostile}"), "{hostile:?}");
+        }
+    }
+
+    #[test]
+    fn ordinary_values_pass_unchanged_and_phone_numbers_become_text() {
+        for plain in [
+            "",
+            "4930123456",
+            "A-2026-000001",
+            "T-Stück 3/4\" Messing",
+            "2.5",
+            "6,50",
+            "2026-03-02T10:00:00.000Z",
+            " =not at the start",
+            "'already quoted",
+        ] {
+            assert_eq!(csv_cell(plain), plain, "{plain:?}");
+        }
+        // A caller number in E.164 form: kept, shown as text by spreadsheets.
+        assert_eq!(csv_cell("+4930123456"), "'+4930123456");
+    }
+
+    #[test]
+    fn the_export_neutralises_every_column() {
+        let order = StoredOrder {
+            id: 1,
+            order_no: Some("A-2026-000001".into()),
+            status: OrderStatus::Confirmed,
+            call_id: "call-1".into(),
+            caller: "=1+1".into(),
+            started_at: "2026-03-02T10:00:00.000Z".into(),
+            ended_at: "2026-03-02T10:05:00.000Z".into(),
+            total_net_cents: 100,
+            items: vec![OrderLine {
+                article_no: "@1".into(),
+                name: "-x".into(),
+                quantity: 1.0,
+                unit: "+u".into(),
+                unit_price_cents: 100,
+            }],
+            transcript: String::new(),
+        };
+        let mut out = Vec::new();
+        export_csv(&[order], &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let row = text.lines().nth(1).unwrap();
+        for cell in ["'=1+1", "'@1", "'-x", "'+u"] {
+            assert!(row.split(',').any(|c| c == cell), "{cell} in {row}");
+        }
+    }
 }

@@ -1,9 +1,11 @@
 //! The model's ordering tools: definitions (name, description, JSON schema) and handlers.
 //!
-//! Handlers are plain functions from JSON arguments to a JSON answer, so the agent can wire them to
-//! any transport and every rule is unit-testable. Every answer has `"ok"`; a refusal carries an
-//! `"error"` the model can act on (what was wrong and what to do next) instead of a generic
-//! failure, because the model has to explain it to a caller on the phone.
+//! Handlers are plain functions from parsed JSON arguments to a [`ToolOutput`], so the agent can
+//! wire them to any transport and every rule is unit-testable. Every answer has `"ok"`; a refusal
+//! carries an `"error"` the model can act on (what was wrong and what to do next) instead of a
+//! generic failure, because the model has to explain it to a caller on the phone. The
+//! definitions are the agent's one [`ToolDefinition`] type, the refusals its one envelope
+//! ([`ToolOutput::error`]).
 //!
 //! The session enforces the conversation's safety rules in code, not only in the prompt: an order
 //! can only be confirmed after it was read back (`get_order`) since the last change, and only with
@@ -12,44 +14,26 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use super::catalog::{Catalog, Product, Unit};
+use super::catalog::Catalog;
 use super::store::{NewOrder, OrderLine, OrderStore, StoreError};
+use super::vocabulary::{Product, Unit};
+use crate::realtime::conversation::ToolDefinition;
+use crate::tools::ToolOutput;
 
 /// VAT rate applied to net prices for the read-back (19 % in Germany).
 pub const VAT_PERCENT: i64 = 19;
 /// Largest quantity accepted for one line (a guard against "zweitausend" heard for "zwei").
 pub const MAX_QUANTITY: f64 = 10_000.0;
 
-/// A tool as announced to the model (`session.update` → `tools`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ToolDefinition {
-    pub name: &'static str,
-    pub description: &'static str,
-    /// JSON schema of the arguments object.
-    pub parameters: Value,
-}
-
-impl ToolDefinition {
-    /// The Realtime API's function tool object.
-    pub fn to_realtime_json(&self) -> Value {
-        json!({
-            "type": "function",
-            "name": self.name,
-            "description": self.description,
-            "parameters": self.parameters,
-        })
-    }
-}
-
-/// The ordering tools.
+/// The ordering tools, as offered to the model.
 pub fn tool_definitions() -> Vec<ToolDefinition> {
     let article = json!({"type": "string", "description": "Article number from search_products, e.g. \"100003\"."});
     let quantity = json!({"type": "number", "exclusiveMinimum": 0, "description": "Quantity in the article's unit; whole numbers for Stück/Packung/Rolle/Dose/Tube, decimals allowed for Meter."});
     vec![
-        ToolDefinition {
-            name: "search_products",
-            description: "Search the catalog with the caller's words (German, as heard, including sizes like 'dreiviertel Zoll', '22er', 'DN 20' and materials). Returns ranked candidates. If `ambiguous` is true, ask the caller about the attributes in `ask_about` before adding anything.",
-            parameters: json!({
+        ToolDefinition::external(
+            "search_products",
+            "Search the catalog with the caller's words (German, as heard, including sizes like 'dreiviertel Zoll', '22er', 'DN 20' and materials). Returns ranked candidates. If `ambiguous` is true, ask the caller about the attributes in `ask_about` before adding anything.",
+            json!({
                 "type": "object",
                 "properties": {
                     "query": {"type": "string", "description": "Product description as the caller said it, without the quantity if possible."},
@@ -58,21 +42,21 @@ pub fn tool_definitions() -> Vec<ToolDefinition> {
                 "required": ["query"],
                 "additionalProperties": false
             }),
-        },
-        ToolDefinition {
-            name: "get_product",
-            description: "Details of one article by its article number.",
-            parameters: json!({
+        ),
+        ToolDefinition::external(
+            "get_product",
+            "Details of one article by its article number.",
+            json!({
                 "type": "object",
                 "properties": {"article_no": article},
                 "required": ["article_no"],
                 "additionalProperties": false
             }),
-        },
-        ToolDefinition {
-            name: "add_to_order",
-            description: "Add an article to the caller's order. Adding an article already in the order increases its quantity.",
-            parameters: json!({
+        ),
+        ToolDefinition::external(
+            "add_to_order",
+            "Add an article to the caller's order. Adding an article already in the order increases its quantity.",
+            json!({
                 "type": "object",
                 "properties": {
                     "article_no": article,
@@ -82,36 +66,36 @@ pub fn tool_definitions() -> Vec<ToolDefinition> {
                 "required": ["article_no", "quantity"],
                 "additionalProperties": false
             }),
-        },
-        ToolDefinition {
-            name: "update_order_item",
-            description: "Change the quantity of an article already in the order.",
-            parameters: json!({
+        ),
+        ToolDefinition::external(
+            "update_order_item",
+            "Change the quantity of an article already in the order.",
+            json!({
                 "type": "object",
                 "properties": {"article_no": article, "quantity": quantity},
                 "required": ["article_no", "quantity"],
                 "additionalProperties": false
             }),
-        },
-        ToolDefinition {
-            name: "remove_from_order",
-            description: "Remove an article from the order.",
-            parameters: json!({
+        ),
+        ToolDefinition::external(
+            "remove_from_order",
+            "Remove an article from the order.",
+            json!({
                 "type": "object",
                 "properties": {"article_no": article},
                 "required": ["article_no"],
                 "additionalProperties": false
             }),
-        },
-        ToolDefinition {
-            name: "get_order",
-            description: "The current order with all lines and totals, plus a German read-back text. Call it and read the whole order to the caller before confirming.",
-            parameters: json!({"type": "object", "properties": {}, "additionalProperties": false}),
-        },
-        ToolDefinition {
-            name: "confirm_order",
-            description: "Place the order after it was read back with get_order and the caller said yes. Returns the order number to tell the caller.",
-            parameters: json!({
+        ),
+        ToolDefinition::external(
+            "get_order",
+            "The current order with all lines and totals, plus a German read-back text. Call it and read the whole order to the caller before confirming.",
+            json!({"type": "object", "properties": {}, "additionalProperties": false}),
+        ),
+        ToolDefinition::external(
+            "confirm_order",
+            "Place the order after it was read back with get_order and the caller said yes. Returns the order number to tell the caller.",
+            json!({
                 "type": "object",
                 "properties": {
                     "customer_confirmed": {"type": "boolean", "description": "true only if the caller explicitly agreed to the read-back order."}
@@ -119,7 +103,7 @@ pub fn tool_definitions() -> Vec<ToolDefinition> {
                 "required": ["customer_confirmed"],
                 "additionalProperties": false
             }),
-        },
+        ),
     ]
 }
 
@@ -228,35 +212,32 @@ impl OrderSession {
     }
 }
 
-/// What a handler may touch.
-pub struct ToolContext<'a> {
+/// What an ordering handler may touch.
+pub struct OrderContext<'a> {
     pub catalog: &'a Catalog,
     pub session: &'a mut OrderSession,
     pub store: &'a mut OrderStore,
     pub now: DateTime<Utc>,
 }
 
-fn err(msg: impl Into<String>) -> Value {
-    json!({"ok": false, "error": msg.into()})
+fn err(msg: impl Into<String>) -> ToolOutput {
+    ToolOutput::error(msg)
 }
 
-/// Dispatches a model's function call. `arguments` is the JSON text the model sent.
-pub fn handle_tool_call(ctx: &mut ToolContext<'_>, name: &str, arguments: &str) -> Value {
-    let args: Value = match arguments.trim() {
-        "" => json!({}),
-        a => match serde_json::from_str(a) {
-            Ok(v @ Value::Object(_)) => v,
-            _ => return err("Arguments must be a JSON object matching the tool's schema."),
-        },
-    };
+/// Dispatches a model's function call with its parsed arguments (the registry parsed them once
+/// and routes only the names [`tool_definitions`] offers).
+pub fn handle_tool_call(ctx: &mut OrderContext<'_>, name: &str, args: &Value) -> ToolOutput {
+    if !args.is_object() {
+        return err("Arguments must be a JSON object matching the tool's schema.");
+    }
     match name {
-        "search_products" => search_products(ctx.catalog, &args),
-        "get_product" => get_product(ctx.catalog, &args),
-        "add_to_order" => add_to_order(ctx.catalog, ctx.session, &args),
-        "update_order_item" => update_order_item(ctx.session, &args),
-        "remove_from_order" => remove_from_order(ctx.session, &args),
+        "search_products" => search_products(ctx.catalog, args),
+        "get_product" => get_product(ctx.catalog, args),
+        "add_to_order" => add_to_order(ctx.catalog, ctx.session, args),
+        "update_order_item" => update_order_item(ctx.session, args),
+        "remove_from_order" => remove_from_order(ctx.session, args),
         "get_order" => get_order(ctx.session),
-        "confirm_order" => confirm_order(ctx.session, ctx.store, ctx.now, &args),
+        "confirm_order" => confirm_order(ctx.session, ctx.store, ctx.now, args),
         other => err(format!(
             "Unknown tool `{other}`. Available: search_products, get_product, add_to_order, \
              update_order_item, remove_from_order, get_order, confirm_order."
@@ -315,7 +296,7 @@ fn str_arg<'v>(args: &'v Value, key: &str) -> Option<&'v str> {
         .filter(|s| !s.is_empty())
 }
 
-pub fn search_products(catalog: &Catalog, args: &Value) -> Value {
+pub fn search_products(catalog: &Catalog, args: &Value) -> ToolOutput {
     let Some(query) = str_arg(args, "query") else {
         return err("`query` is required: pass the product as the caller described it.");
     };
@@ -366,33 +347,36 @@ pub fn search_products(catalog: &Catalog, args: &Value) -> Value {
     if !r.understood.unmatched.is_empty() {
         understood["unmatched_words"] = json!(r.understood.unmatched);
     }
-    json!({
+    if let Some(no) = &r.understood.unknown_article {
+        understood["unknown_article_no"] = json!(no);
+    }
+    ToolOutput::ok(json!({
         "ok": true,
         "results": results,
         "ambiguous": r.ambiguous,
         "ask_about": ask,
         "understood": understood,
         "hint": hint,
-    })
+    }))
 }
 
-pub fn get_product(catalog: &Catalog, args: &Value) -> Value {
+pub fn get_product(catalog: &Catalog, args: &Value) -> ToolOutput {
     let Some(no) = str_arg(args, "article_no") else {
         return err("`article_no` is required.");
     };
     match catalog.get(no) {
-        Some(p) => json!({"ok": true, "product": product_json(p)}),
+        Some(p) => ToolOutput::ok(json!({"ok": true, "product": product_json(p)})),
         None => unknown_article(no),
     }
 }
 
-fn unknown_article(no: &str) -> Value {
+fn unknown_article(no: &str) -> ToolOutput {
     err(format!(
         "Unknown article number `{no}`. Use search_products to find the article and use its article_no."
     ))
 }
 
-fn parse_quantity(args: &Value, unit: Unit, article_no: &str) -> Result<f64, Value> {
+fn parse_quantity(args: &Value, unit: Unit, article_no: &str) -> Result<f64, ToolOutput> {
     let q = match args.get("quantity") {
         Some(Value::Number(n)) => n.as_f64(),
         Some(Value::String(s)) => s.trim().replace(',', ".").parse::<f64>().ok(),
@@ -427,7 +411,7 @@ fn parse_quantity(args: &Value, unit: Unit, article_no: &str) -> Result<f64, Val
     Ok(q)
 }
 
-fn ensure_open(session: &OrderSession) -> Result<(), Value> {
+fn ensure_open(session: &OrderSession) -> Result<(), ToolOutput> {
     match &session.state {
         State::Open => Ok(()),
         State::Confirmed(no) => Err(err(format!(
@@ -438,7 +422,7 @@ fn ensure_open(session: &OrderSession) -> Result<(), Value> {
     }
 }
 
-pub fn add_to_order(catalog: &Catalog, session: &mut OrderSession, args: &Value) -> Value {
+pub fn add_to_order(catalog: &Catalog, session: &mut OrderSession, args: &Value) -> ToolOutput {
     if let Err(e) = ensure_open(session) {
         return e;
     }
@@ -502,7 +486,7 @@ pub fn add_to_order(catalog: &Catalog, session: &mut OrderSession, args: &Value)
             (session.items.len(), q, false)
         }
     };
-    json!({
+    ToolOutput::ok(json!({
         "ok": true,
         "position": position,
         "article_no": p.article_no,
@@ -512,10 +496,10 @@ pub fn add_to_order(catalog: &Catalog, session: &mut OrderSession, args: &Value)
         "merged_with_existing_line": merged,
         "line_total_eur": eur((quantity * p.price_cents as f64).round() as i64),
         "items_in_order": session.items.len(),
-    })
+    }))
 }
 
-fn find_item(session: &OrderSession, args: &Value) -> Result<usize, Value> {
+fn find_item(session: &OrderSession, args: &Value) -> Result<usize, ToolOutput> {
     let Some(no) = str_arg(args, "article_no") else {
         return Err(err("`article_no` is required."));
     };
@@ -528,7 +512,7 @@ fn find_item(session: &OrderSession, args: &Value) -> Result<usize, Value> {
     })
 }
 
-pub fn update_order_item(session: &mut OrderSession, args: &Value) -> Value {
+pub fn update_order_item(session: &mut OrderSession, args: &Value) -> ToolOutput {
     if let Err(e) = ensure_open(session) {
         return e;
     }
@@ -544,7 +528,7 @@ pub fn update_order_item(session: &mut OrderSession, args: &Value) -> Value {
     session.read_back = false;
     let item = &mut session.items[i];
     item.quantity = q;
-    json!({
+    ToolOutput::ok(json!({
         "ok": true,
         "position": i + 1,
         "article_no": item.article_no,
@@ -552,10 +536,10 @@ pub fn update_order_item(session: &mut OrderSession, args: &Value) -> Value {
         "quantity": q,
         "unit": item.unit.as_str(),
         "line_total_eur": eur(item.line_total_cents()),
-    })
+    }))
 }
 
-pub fn remove_from_order(session: &mut OrderSession, args: &Value) -> Value {
+pub fn remove_from_order(session: &mut OrderSession, args: &Value) -> ToolOutput {
     if let Err(e) = ensure_open(session) {
         return e;
     }
@@ -565,10 +549,12 @@ pub fn remove_from_order(session: &mut OrderSession, args: &Value) -> Value {
     };
     session.read_back = false;
     let item = session.items.remove(i);
-    json!({"ok": true, "removed": item.article_no, "name": item.name, "items_in_order": session.items.len()})
+    ToolOutput::ok(
+        json!({"ok": true, "removed": item.article_no, "name": item.name, "items_in_order": session.items.len()}),
+    )
 }
 
-pub fn get_order(session: &mut OrderSession) -> Value {
+pub fn get_order(session: &mut OrderSession) -> ToolOutput {
     let mut lines = Vec::new();
     let mut say = Vec::new();
     let mut net = 0;
@@ -623,7 +609,7 @@ pub fn get_order(session: &mut OrderSession) -> Value {
     if let Some(no) = session.order_no() {
         v["order_no"] = json!(no);
     }
-    v
+    ToolOutput::ok(v)
 }
 
 pub fn confirm_order(
@@ -631,7 +617,7 @@ pub fn confirm_order(
     store: &mut OrderStore,
     now: DateTime<Utc>,
     args: &Value,
-) -> Value {
+) -> ToolOutput {
     // Confirming twice is answered with the same number: a confirm that outlived the tool
     // timeout may have committed after the model was told it failed, and the model is told to
     // try once more. The repeat must neither fail nor create a second order.
@@ -670,13 +656,13 @@ pub fn confirm_order(
     }
 }
 
-fn confirmed_answer(no: &str, already_confirmed: bool) -> Value {
-    json!({
+fn confirmed_answer(no: &str, already_confirmed: bool) -> ToolOutput {
+    ToolOutput::ok(json!({
         "ok": true,
         "order_no": no,
         "already_confirmed": already_confirmed,
         "say": format!("Ihre Bestellung ist aufgenommen. Ihre Bestellnummer lautet {no}."),
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -714,7 +700,7 @@ mod tests {
         let c = catalog();
         let (mut st, dir) = store();
         let mut s = OrderSession::new("call-1", "+4930123", Utc::now());
-        let mut ctx = ToolContext {
+        let mut ctx = OrderContext {
             catalog: &c,
             session: &mut s,
             store: &mut st,
@@ -723,34 +709,50 @@ mod tests {
         let r = handle_tool_call(
             &mut ctx,
             "add_to_order",
-            r#"{"article_no":"1","quantity":2}"#,
+            &json!({"article_no":"1","quantity":2}),
         );
         assert_eq!(r["ok"], true, "{r}");
         let r = handle_tool_call(
             &mut ctx,
             "add_to_order",
-            r#"{"article_no":"4","quantity":2.5,"unit":"m"}"#,
+            &json!({"article_no":"4","quantity":2.5,"unit":"m"}),
         );
         assert_eq!(r["ok"], true, "{r}");
-        let r = handle_tool_call(&mut ctx, "confirm_order", r#"{"customer_confirmed":true}"#);
+        let r = handle_tool_call(
+            &mut ctx,
+            "confirm_order",
+            &json!({"customer_confirmed":true}),
+        );
         assert_eq!(r["ok"], false);
         assert!(r["error"].as_str().unwrap().contains("get_order"));
-        let r = handle_tool_call(&mut ctx, "get_order", "{}");
+        let r = handle_tool_call(&mut ctx, "get_order", &json!({}));
         assert_eq!(r["total_net_eur"], 24.63); // 2*4.19 + 2.5*6.50 = 8.38 + 16.25
         assert!(r["readback"]
             .as_str()
             .unwrap()
             .contains("2,5 Meter Kupferrohr 15 mm"));
-        let r = handle_tool_call(&mut ctx, "confirm_order", r#"{"customer_confirmed":false}"#);
+        let r = handle_tool_call(
+            &mut ctx,
+            "confirm_order",
+            &json!({"customer_confirmed":false}),
+        );
         assert_eq!(r["ok"], false);
-        let r = handle_tool_call(&mut ctx, "confirm_order", r#"{"customer_confirmed":true}"#);
+        let r = handle_tool_call(
+            &mut ctx,
+            "confirm_order",
+            &json!({"customer_confirmed":true}),
+        );
         assert_eq!(r["ok"], true, "{r}");
         let no = r["order_no"].as_str().unwrap().to_string();
         assert!(no.starts_with("A-") && no.ends_with("-000001"), "{no}");
         assert_eq!(r["already_confirmed"], false);
         // A repeated confirm (e.g. after a tool timeout) answers with the same number and
         // stores nothing new.
-        let r = handle_tool_call(&mut ctx, "confirm_order", r#"{"customer_confirmed":true}"#);
+        let r = handle_tool_call(
+            &mut ctx,
+            "confirm_order",
+            &json!({"customer_confirmed":true}),
+        );
         assert_eq!(r["ok"], true, "{r}");
         assert_eq!(r["order_no"], no.as_str());
         assert_eq!(r["already_confirmed"], true);
@@ -764,7 +766,7 @@ mod tests {
         let r = handle_tool_call(
             &mut ctx,
             "add_to_order",
-            r#"{"article_no":"1","quantity":1}"#,
+            &json!({"article_no":"1","quantity":1}),
         );
         assert!(r["error"].as_str().unwrap().contains(&no));
         assert_eq!(s.finish(&mut st, Utc::now()).unwrap(), None);
@@ -775,7 +777,7 @@ mod tests {
     fn invalid_inputs_get_actionable_errors() {
         let c = catalog();
         let mut s = OrderSession::new("call-2", "", Utc::now());
-        let e = |v: Value| v["error"].as_str().unwrap_or_default().to_string();
+        let e = |v: ToolOutput| v["error"].as_str().unwrap_or_default().to_string();
         assert!(e(add_to_order(
             &c,
             &mut s,
@@ -849,8 +851,15 @@ mod tests {
     fn definitions_are_valid_function_tools() {
         let defs = tool_definitions();
         assert_eq!(defs.len(), 7);
-        for d in defs {
-            let j = d.to_realtime_json();
+        // As the session offers them to the model.
+        let config = crate::realtime::conversation::ConversationConfig {
+            tools: defs,
+            ..Default::default()
+        };
+        let session = serde_json::to_value(config.session()).unwrap();
+        let tools = session["tools"].as_array().unwrap();
+        assert_eq!(tools.len(), 7);
+        for j in tools {
             assert_eq!(j["type"], "function");
             assert_eq!(j["parameters"]["type"], "object");
         }

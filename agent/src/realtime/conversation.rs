@@ -196,8 +196,16 @@ impl Conversation {
     pub fn handle_server_text(&mut self, now: Instant, text: &str) {
         match ServerEvent::parse(text) {
             Ok(event) => self.handle_server_event(now, event),
-            Err(ParseError::NotAnEvent(detail)) => self.malformed(String::new(), detail),
-            Err(ParseError::Malformed { event_type, source }) => {
+            Err(e) => self.handle_parse_error(e),
+        }
+    }
+
+    /// A server frame its reader could not parse (for a driver that parses frames itself, to
+    /// look at the typed event first). Reported, never fatal.
+    pub fn handle_parse_error(&mut self, error: ParseError) {
+        match error {
+            ParseError::NotAnEvent(detail) => self.malformed(String::new(), detail),
+            ParseError::Malformed { event_type, source } => {
                 self.malformed(event_type, source.to_string())
             }
         }

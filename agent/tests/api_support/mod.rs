@@ -118,6 +118,10 @@ pub fn request(
         body,
         "Connection: close\r\n",
     );
+    read_response(s)
+}
+
+fn read_response(s: TcpStream) -> Response {
     let mut r = BufReader::new(s);
     let (status, headers) = read_head(&mut r);
     let mut bytes = Vec::new();
@@ -133,6 +137,24 @@ pub fn request(
         headers,
         body: String::from_utf8_lossy(&bytes).into_owned(),
     }
+}
+
+/// One request whose head is written exactly as given (request line and headers, each ending in
+/// `\r\n`, without the blank line), for tests of odd `Host`/`Origin` headers; `Content-Length`
+/// and `Connection: close` are added.
+pub fn raw(addr: &str, head: &str, body: Option<&Value>) -> Response {
+    let mut s = connect(addr);
+    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut req = head.to_owned();
+    if !body.is_empty() {
+        req.push_str("Content-Type: application/json\r\n");
+    }
+    req.push_str(&format!(
+        "Connection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    s.write_all(req.as_bytes()).unwrap();
+    read_response(s)
 }
 
 pub fn get(addr: &str, path: &str, token: Option<&str>) -> Response {

@@ -121,7 +121,14 @@ pub(super) fn init(pj: Pjsua, config: &EngineConfig) -> Result<Setup> {
 
     // Blocks while pjsua waits for the STUN servers (about 8 s for each that does not answer).
     let (transports, sip_addresses, udp_published) = create_transports(pj, config)?;
-    let default_acc = add_local_account(pj, config, transports[0])?;
+    // One local account per transport: pjsua binds a local account's dialogs to its transport,
+    // so a call that arrives over TLS needs the TLS transport's account (its Contact, ACK and
+    // BYE go over TLS). The first is the default for outgoing calls in IP mode.
+    let mut local_accounts = Vec::new();
+    for &transport in &transports {
+        local_accounts.push(add_local_account(pj, config, transport)?);
+    }
+    let default_acc = local_accounts[0];
     let trunk_acc = match &config.account {
         Some(_) => Some(add_trunk_account(pj, config)?),
         None => None,
@@ -271,13 +278,20 @@ fn create_transports(pj: Pjsua, config: &EngineConfig) -> Result<Transports> {
     let mut ids = Vec::new();
     let mut addresses = Vec::new();
     let mut udp_published = None;
+    let tls_files = TlsFiles::new(&config.tls)?;
     for transport in &config.transports {
         let (kind, name) = match transport {
             Transport::Udp => (sys::PJSIP_TRANSPORT_UDP, "SIP UDP"),
             Transport::Tcp => (sys::PJSIP_TRANSPORT_TCP, "SIP TCP"),
+            Transport::Tls => (sys::PJSIP_TRANSPORT_TLS, "SIP TLS"),
         };
-        let cfg = transport_config(pj, config, &public, &bound);
-        let id = pj.transport_create(kind, &cfg, name, config.sip_port)?;
+        let mut cfg = transport_config(pj, config, &public, &bound);
+        if *transport == Transport::Tls {
+            cfg.port = u32::from(tls_port(config));
+            tls_files.apply(&mut cfg.tls_setting);
+        }
+        let port = cfg.port as u16;
+        let id = pj.transport_create(kind, &cfg, name, port)?;
         if let Ok(info) = pj.transport_get_info(id) {
             // local_name is the published address (public, STUN-mapped or local).
             let published = format!(
@@ -293,6 +307,56 @@ fn create_transports(pj: Pjsua, config: &EngineConfig) -> Result<Transports> {
         ids.push(id);
     }
     Ok((ids, addresses, udp_published))
+}
+
+/// The TLS listener's port.
+pub(crate) fn tls_port(config: &EngineConfig) -> u16 {
+    match config.tls.port {
+        0 => config.sip_port.saturating_add(1),
+        p => p,
+    }
+}
+
+/// The TLS transport's file names as C strings that outlive `pjsua_transport_create`.
+struct TlsFiles {
+    ca: CString,
+    cert: Option<CString>,
+    key: Option<CString>,
+}
+
+impl TlsFiles {
+    fn new(tls: &crate::TlsConfig) -> Result<Self> {
+        let path = |key, p: &std::path::Path| cstring(key, &p.to_string_lossy());
+        Ok(Self {
+            ca: match &tls.ca_file {
+                Some(p) => path("tls.ca_file", p)?,
+                None => cstring("tls.ca_file", crate::SYSTEM_CA_FILE)?,
+            },
+            cert: tls
+                .cert_file
+                .as_deref()
+                .map(|p| path("tls.cert_file", p))
+                .transpose()?,
+            key: tls
+                .key_file
+                .as_deref()
+                .map(|p| path("tls.key_file", p))
+                .transpose()?,
+        })
+    }
+
+    /// Verify servers against the CA file (PJSIP checks the chain and that the certificate
+    /// names the host we connected to, which it also sends as SNI), TLS 1.2 or newer only.
+    fn apply(&self, t: &mut sys::pjsip_tls_setting) {
+        t.ca_list_file = pjstr::borrow(&self.ca);
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            t.cert_file = pjstr::borrow(cert);
+            t.privkey_file = pjstr::borrow(key);
+        }
+        t.verify_server = pj_bool(true);
+        t.verify_client = pj_bool(false);
+        t.proto = sys::PJ_SSL_SOCK_PROTO_TLS1_2 | sys::PJ_SSL_SOCK_PROTO_TLS1_3;
+    }
 }
 
 /// PJSIP's verdict on the STUN servers, `(status, index of the server that answered)`, set by
@@ -373,6 +437,14 @@ fn apply_account_media(
     }
     acc.use_stream_ka = pj_bool(true);
     acc.ipv6_media_use = sys::PJSUA_IPV6_DISABLED;
+    acc.use_srtp = match config.srtp {
+        crate::SrtpMode::Off => sys::PJMEDIA_SRTP_DISABLED,
+        crate::SrtpMode::Optional => sys::PJMEDIA_SRTP_OPTIONAL,
+        crate::SrtpMode::Mandatory => sys::PJMEDIA_SRTP_MANDATORY,
+    };
+    // SDES keys travel in the SDP: only TLS keeps them secret, but whether SIP runs over TLS is
+    // the operator's choice (SIP_TRANSPORT); refusing SRTP over UDP would only leave RTP plain.
+    acc.srtp_secure_signaling = 0;
     acc.lock_codec = 1;
 }
 
@@ -408,13 +480,26 @@ fn add_trunk_account(pj: Pjsua, config: &EngineConfig) -> Result<sys::pjsua_acc_
         .clone()
         .unwrap_or_else(|| host.split(':').next().unwrap_or(host).to_string());
     let id = cstring("account", &format!("sip:{}@{}", account.username, domain))?;
-    let reg_uri = cstring("account.server", &format!("sip:{host}"))?;
+    // With TLS among the transports, the trunk is reached over TLS (sipgate and most EU
+    // carriers offer it on 5061; the server's certificate must name `host`).
+    let reg_uri = if config.transports.contains(&Transport::Tls) {
+        format!("sip:{host};transport=tls")
+    } else {
+        format!("sip:{host}")
+    };
+    let reg_uri = cstring("account.server", &reg_uri)?;
     let realm = c"*";
     let scheme = c"digest";
     let username = cstring("account.username", &account.username)?;
     let password = cstring("account.password", account.password.expose())?;
-    let proxy = account
-        .proxy
+    // Over TLS every request of the account (calls too, not only REGISTER) goes to the trunk
+    // through its TLS transport: an explicit proxy, or the registrar itself as one.
+    let proxy = match (&account.proxy, config.transports.contains(&Transport::Tls)) {
+        (Some(p), _) => Some(p.clone()),
+        (None, true) => Some(format!("sip:{host};transport=tls;lr")),
+        (None, false) => None,
+    };
+    let proxy = proxy
         .as_deref()
         .map(|p| cstring("account.proxy", p))
         .transpose()?;
