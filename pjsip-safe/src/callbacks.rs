@@ -8,23 +8,32 @@
 //! pjlib thread's loop (`runtime.rs`) then handles the records with full access to its state and
 //! may call pjsua freely.
 //!
-//! Every callback body runs inside `catch_unwind`: a panic never unwinds into C.
+//! Every callback body runs inside `catch_unwind` (`panics.rs`): a panic never unwinds into C,
+//! and it is logged and counted. A panic in a call's callback also leaves a
+//! [`Record::Failed`], so the loop hangs that call up rather than leave it half-seen.
 //!
-//! Exception: RFC 2833 DTMF arrives on PJSIP's media thread, not ours. It is turned into an event
-//! right there through process-wide, lock-light state ([`DTMF_SINK`], [`CALL_IDS`]).
+//! Exception: RFC 2833 DTMF arrives on PJSIP's media thread, not ours, where nothing may lock,
+//! allocate or log. The callback reads the call's id from an atomic table ([`CALL_IDS`]) and
+//! pushes `(call, digit)` into a preallocated lock-free queue ([`DTMF_QUEUE`]); the pjlib
+//! thread drains it in order at the start of each round of records ([`next_dtmf`]) and emits
+//! the events. A full queue drops the digit and counts it ([`dtmf_dropped`]).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::LazyLock;
+
+use crossbeam_queue::ArrayQueue;
 
 use pjsip_sys as sys;
 
+use crate::error::{check, Error};
 use crate::event::{CallId, Event};
+use crate::panics::{self, fault_point, RtPlace};
 use crate::pjstr;
+use crate::pjsua::Pjsua;
 
 /// What a callback saw, for the loop to act on.
 #[derive(Debug)]
@@ -62,6 +71,12 @@ pub(crate) enum Record {
         reason: String,
         last: bool,
     },
+    /// A callback about this call panicked (already logged and counted): what it should have
+    /// recorded is lost, so the loop hangs the call up.
+    Failed {
+        call: sys::pjsua_call_id,
+        place: &'static str,
+    },
 }
 
 thread_local! {
@@ -81,12 +96,51 @@ fn push(record: Record) {
     RECORDS.with(|r| r.borrow_mut().push_back(record));
 }
 
+/// Runs the body of a SIP callback (pjlib thread). A panic is logged and counted; if the
+/// callback was about a call, a [`Record::Failed`] tells the loop to hang it up.
+fn sip_callback(place: &'static str, call: Option<sys::pjsua_call_id>, body: impl FnOnce()) {
+    let completed = panics::guard(place, false, || {
+        body();
+        true
+    });
+    if let (false, Some(call)) = (completed, call) {
+        panics::guard(place, (), || push(Record::Failed { call, place }));
+    }
+}
+
 /// pjsua call index → our [`CallId`] (0 = none), readable from the media thread for DTMF.
 pub(crate) static CALL_IDS: [AtomicU64; sys::PJSUA_MAX_CALLS as usize] =
     [const { AtomicU64::new(0) }; sys::PJSUA_MAX_CALLS as usize];
 
-/// Where DTMF events go; set while an engine runs.
-pub(crate) static DTMF_SINK: Mutex<Option<flume::Sender<Event>>> = Mutex::new(None);
+/// Digits waiting for the pjlib thread: far more than anyone can key between two polls (5 ms).
+const DTMF_QUEUE_CAPACITY: usize = 256;
+
+/// DTMF digits from the callback, in arrival order, as `(CallId, digit)`. Allocated once, by
+/// the pjlib thread at start-up ([`reset_dtmf`]), never on the media thread.
+static DTMF_QUEUE: LazyLock<ArrayQueue<(CallId, char)>> =
+    LazyLock::new(|| ArrayQueue::new(DTMF_QUEUE_CAPACITY));
+
+/// Digits dropped because the queue was full (not yet reported).
+static DTMF_DROPPED: AtomicU64 = AtomicU64::new(0);
+
+/// Allocates the queue if needed and forgets digits of an earlier engine (pjlib thread, at
+/// start-up and shutdown).
+pub(crate) fn reset_dtmf() {
+    while DTMF_QUEUE.pop().is_some() {}
+    DTMF_DROPPED.store(0, Ordering::Relaxed);
+}
+
+/// The oldest digit waiting (called by the loop on the pjlib thread).
+pub(crate) fn next_dtmf() -> Option<Event> {
+    DTMF_QUEUE
+        .pop()
+        .map(|(call, digit)| Event::Dtmf { call, digit })
+}
+
+/// Digits dropped since the last call (reported by the loop's housekeeping).
+pub(crate) fn dtmf_dropped() -> u64 {
+    DTMF_DROPPED.swap(0, Ordering::Relaxed)
+}
 
 pub(crate) fn set_call_id(call: sys::pjsua_call_id, id: Option<CallId>) {
     if let Some(slot) = usize::try_from(call).ok().and_then(|i| CALL_IDS.get(i)) {
@@ -95,10 +149,9 @@ pub(crate) fn set_call_id(call: sys::pjsua_call_id, id: Option<CallId>) {
 }
 
 fn call_info(call: sys::pjsua_call_id) -> Option<Box<sys::pjsua_call_info>> {
-    let mut info = Box::<sys::pjsua_call_info>::default();
-    // SAFETY: runs on the pjlib thread inside a pjsua callback; `info` is valid writable memory.
-    let status = unsafe { sys::pjsua_call_get_info(call, &mut *info) };
-    (status == sys::PJ_SUCCESS as sys::pj_status_t).then_some(info)
+    // SAFETY: only called from pjsua's SIP callbacks, which run on the pjlib thread.
+    let pj = unsafe { Pjsua::assume_pjlib_thread() };
+    pj.call_get_info(call).ok()
 }
 
 pub(crate) unsafe extern "C" fn on_incoming_call(
@@ -106,7 +159,7 @@ pub(crate) unsafe extern "C" fn on_incoming_call(
     call: sys::pjsua_call_id,
     rdata: *mut sys::pjsip_rx_data,
 ) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+    sip_callback("on_incoming_call", Some(call), || {
         let source = if rdata.is_null() {
             None
         } else {
@@ -133,7 +186,7 @@ pub(crate) unsafe extern "C" fn on_incoming_call(
             caller_from: rdata_caller(rdata, false).unwrap_or_default(),
             caller_asserted: rdata_caller(rdata, true),
         });
-    }));
+    });
 }
 
 /// The caller's number from the parsed `From` (or `P-Asserted-Identity`) URI of `rdata`.
@@ -167,7 +220,8 @@ fn has_pai(rdata: *mut sys::pjsip_rx_data) -> bool {
 }
 
 pub(crate) unsafe extern "C" fn on_call_state(call: sys::pjsua_call_id, _e: *mut sys::pjsip_event) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+    sip_callback("on_call_state", Some(call), || {
+        fault_point!(OnCallState);
         if let Some(i) = call_info(call) {
             push(Record::State {
                 call,
@@ -176,24 +230,28 @@ pub(crate) unsafe extern "C" fn on_call_state(call: sys::pjsua_call_id, _e: *mut
                 reason: pjstr::to_string(&i.last_status_text),
             });
         }
-    }));
+    });
 }
 
 pub(crate) unsafe extern "C" fn on_call_media_state(call: sys::pjsua_call_id) {
-    let _ = catch_unwind(AssertUnwindSafe(|| push(Record::Media { call })));
+    sip_callback("on_call_media_state", Some(call), || {
+        push(Record::Media { call })
+    });
 }
 
 pub(crate) unsafe extern "C" fn on_reg_state2(
     _acc: sys::pjsua_acc_id,
     info: *mut sys::pjsua_reg_info,
 ) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+    sip_callback("on_reg_state2", None, || {
         // SAFETY: pjsua passes a valid reg info whose cbparam lives for the callback.
         let param = unsafe { info.as_ref().and_then(|i| i.cbparam.as_ref()) };
         if let Some(p) = param {
             let mut reason = pjstr::to_string(&p.reason);
-            if p.status != sys::PJ_SUCCESS as sys::pj_status_t && reason.is_empty() {
-                reason = crate::error::pj_message(p.status);
+            if reason.is_empty() {
+                if let Err(Error::Pj { message, .. }) = check(p.status, "REGISTER") {
+                    reason = message;
+                }
             }
             // SAFETY: the response's rx data, when there is one, is valid during the callback.
             let source = unsafe { p.rdata.as_ref() }.and_then(|r| {
@@ -209,7 +267,7 @@ pub(crate) unsafe extern "C" fn on_reg_state2(
                 source,
             });
         }
-    }));
+    });
 }
 
 pub(crate) unsafe extern "C" fn on_call_transfer_status(
@@ -219,7 +277,7 @@ pub(crate) unsafe extern "C" fn on_call_transfer_status(
     last: sys::pj_bool_t,
     p_cont: *mut sys::pj_bool_t,
 ) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+    sip_callback("on_call_transfer_status", Some(call), || {
         // SAFETY: pjsua passes a valid (possibly empty) status text for the callback's duration.
         let reason = unsafe { text.as_ref() }
             .map(pjstr::to_string)
@@ -235,7 +293,7 @@ pub(crate) unsafe extern "C" fn on_call_transfer_status(
             // until the final one.
             unsafe { *p_cont = sys::pj_bool_t::from(last == 0) };
         }
-    }));
+    });
 }
 
 /// Defence in depth behind the edge filter (`edge.rs`), which answers every REFER with 403
@@ -246,10 +304,13 @@ pub(crate) unsafe extern "C" fn on_call_transfer_request2(
     code: *mut sys::pjsip_status_code,
     _opt: *mut sys::pjsua_call_setting,
 ) {
-    if !code.is_null() {
-        // SAFETY: checked non-null; pjsua owns it for the callback. A plain store cannot panic.
-        unsafe { *code = sys::PJSIP_SC_DECLINE };
-    }
+    // A plain store cannot panic; guarded anyway so every callback follows one rule.
+    sip_callback("on_call_transfer_request2", None, || {
+        if !code.is_null() {
+            // SAFETY: checked non-null; pjsua owns it for the callback.
+            unsafe { *code = sys::PJSIP_SC_DECLINE };
+        }
+    });
 }
 
 /// Defence in depth for INVITE with Replaces (the edge filter refuses those with 403 first).
@@ -260,10 +321,12 @@ pub(crate) unsafe extern "C" fn on_call_replace_request2(
     _text: *mut sys::pj_str_t,
     _opt: *mut sys::pjsua_call_setting,
 ) {
-    if !code.is_null() {
-        // SAFETY: checked non-null; pjsua owns it for the callback.
-        unsafe { *code = sys::PJSIP_SC_FORBIDDEN as std::os::raw::c_int };
-    }
+    sip_callback("on_call_replace_request2", None, || {
+        if !code.is_null() {
+            // SAFETY: checked non-null; pjsua owns it for the callback.
+            unsafe { *code = sys::PJSIP_SC_FORBIDDEN as std::os::raw::c_int };
+        }
+    });
 }
 
 /// RFC 2833 digits arrive on PJSIP's media thread; SIP INFO digits on the pjlib thread.
@@ -271,7 +334,9 @@ pub(crate) unsafe extern "C" fn on_dtmf_digit2(
     call: sys::pjsua_call_id,
     info: *const sys::pjsua_dtmf_info,
 ) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+    // Real-time rules: counted only, reported by the pjlib thread's housekeeping.
+    panics::guard_rt(RtPlace::Dtmf, (), || {
+        fault_point!(Dtmf);
         // SAFETY: pjsua passes a valid info for the callback's duration.
         let Some(info) = (unsafe { info.as_ref() }) else {
             return;
@@ -281,17 +346,12 @@ pub(crate) unsafe extern "C" fn on_dtmf_digit2(
         };
         let id = slot.load(Ordering::Acquire);
         let digit = char::from_u32(info.digit).unwrap_or('?');
-        if id != 0 {
-            if let Ok(sink) = DTMF_SINK.lock() {
-                if let Some(tx) = sink.as_ref() {
-                    let _ = tx.send(Event::Dtmf {
-                        call: CallId(id),
-                        digit,
-                    });
-                }
-            }
+        // A lock-free, preallocated push (the queue was created at start-up, so this LazyLock
+        // is only a load); the pjlib thread forwards the event.
+        if id != 0 && DTMF_QUEUE.push((CallId(id), digit)).is_err() {
+            DTMF_DROPPED.fetch_add(1, Ordering::Relaxed);
         }
-    }));
+    });
 }
 
 /// PJSIP's log output, from any thread, into `tracing`.
@@ -300,7 +360,7 @@ pub(crate) unsafe extern "C" fn on_log(
     data: *const std::os::raw::c_char,
     len: std::os::raw::c_int,
 ) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+    panics::guard("on_log", (), || {
         if data.is_null() || len <= 0 {
             return;
         }
@@ -319,5 +379,63 @@ pub(crate) unsafe extern "C" fn on_log(
             4 => tracing::debug!(target: "pjsip", "{text}"),
             _ => tracing::trace!(target: "pjsip", "{text}"),
         }
-    }));
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(call: sys::pjsua_call_id, digit: char) {
+        let info = sys::pjsua_dtmf_info {
+            method: 0,
+            digit: digit as u32,
+            duration: 100,
+        };
+        // SAFETY: a valid info for the duration of the call, as pjsua passes it.
+        unsafe { on_dtmf_digit2(call, &info) };
+    }
+
+    #[test]
+    fn a_panicking_call_callback_leaves_a_failed_record_for_the_loop() {
+        clear_records();
+        let before = panics::caught_panics();
+        sip_callback("a test callback", Some(9), || panic!("boom"));
+        sip_callback("a test callback", None, || panic!("boom"));
+        assert!(panics::caught_panics() >= before + 2);
+        match next_record() {
+            Some(Record::Failed { call: 9, place }) => assert_eq!(place, "a test callback"),
+            other => panic!("{other:?}"),
+        }
+        // Without a call there is nothing to hang up: no record.
+        assert!(next_record().is_none());
+    }
+
+    /// The only test in this binary that touches the DTMF queue and these call indices.
+    #[test]
+    fn dtmf_digits_pass_the_queue_in_order_and_overflow_is_counted() {
+        reset_dtmf();
+        set_call_id(240, Some(CallId(7)));
+        set_call_id(241, Some(CallId(8)));
+        for (call, digit) in [(240, '1'), (241, '#'), (240, '2'), (242, '9')] {
+            key(call, digit);
+        }
+        let got: Vec<_> = std::iter::from_fn(next_dtmf)
+            .map(|e| match e {
+                Event::Dtmf { call, digit } => (call.0, digit),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // Index 242 is no call of ours: its digit is not reported.
+        assert_eq!(got, vec![(7, '1'), (8, '#'), (7, '2')]);
+
+        for _ in 0..DTMF_QUEUE_CAPACITY + 3 {
+            key(240, '5');
+        }
+        assert_eq!(dtmf_dropped(), 3);
+        assert_eq!(std::iter::from_fn(next_dtmf).count(), DTMF_QUEUE_CAPACITY);
+        set_call_id(240, None);
+        set_call_id(241, None);
+        reset_dtmf();
+    }
 }

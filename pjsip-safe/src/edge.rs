@@ -111,11 +111,14 @@ thread_local! {
 }
 
 /// Installs the edge filter on pjsua's endpoint (after `pjsua_init`, on the pjlib thread).
-pub(crate) fn install(inbound_auth: Option<&(String, crate::Secret)>) -> crate::Result<()> {
-    // SAFETY: on the pjlib thread after pjsua_init, so the endpoint exists; the module is a
-    // static in the shim, and `decide` is a plain function that lives for the process.
-    let status =
-        unsafe { sys::voiceagent_edge_register(sys::pjsua_get_pjsip_endpt(), Some(decide)) };
+pub(crate) fn install(
+    pj: crate::pjsua::Pjsua,
+    inbound_auth: Option<&(String, crate::Secret)>,
+) -> crate::Result<()> {
+    // SAFETY: on the pjlib thread (the token says so) after pjsua_init, so the endpoint exists;
+    // the module is a static in the shim, and `decide` is a plain function that lives for the
+    // process.
+    let status = unsafe { sys::voiceagent_edge_register(pj.pjsip_endpt(), Some(decide)) };
     crate::error::check(status, "pjsip_endpt_register_module")?;
     if let Some((user, password)) = inbound_auth {
         let user = crate::pjstr::cstring("inbound_auth.user", user)?;

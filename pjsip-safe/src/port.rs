@@ -18,7 +18,6 @@
 //! totals ([`port_totals`]), so a process can report all its calls at exit.
 
 use std::ffi::CStr;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -28,6 +27,7 @@ use pjsip_sys as sys;
 use crate::media::{
     DownlinkRt, Frame, MediaStats, TapRt, UplinkRt, FRAME_SAMPLES, SAMPLE_RATE, SILENCE,
 };
+use crate::panics::{fault_point, guard_rt, RtPlace};
 
 const FRAME_BYTES: usize = FRAME_SAMPLES * 2;
 /// `PJMEDIA_SIGNATURE('V','A','B','P')`: "voiceagent bot port".
@@ -73,11 +73,12 @@ impl PortHandle {
         uplink: UplinkRt,
         downlink: DownlinkRt,
         tap: Option<TapRt>,
-        pool: *mut sys::pj_pool_t,
+        pool: crate::pjsua::Pool,
     ) -> crate::Result<Self> {
         let mut port = Box::new(BotPort {
             base: sys::pjmedia_port::default(),
-            pool,
+            // Borrowed until the port is complete; then the port owns it (see below).
+            pool: pool.as_ptr(),
             uplink,
             downlink,
             tap,
@@ -100,7 +101,10 @@ impl PortHandle {
                 FRAME_SAMPLES as u32,
             )
         };
+        // On failure `pool` is dropped (released) with the half-built port.
         crate::error::check(status, "pjmedia_port_info_init")?;
+        // From here the port owns its pool: released in on_destroy.
+        let _ = pool.into_raw();
         port.base.put_frame = Some(put_frame);
         port.base.get_frame = Some(get_frame);
         port.base.on_destroy = Some(on_destroy);
@@ -114,6 +118,12 @@ impl PortHandle {
 
     pub(crate) fn as_pjmedia_port(&self) -> *mut sys::pjmedia_port {
         self.port.as_ptr().cast()
+    }
+
+    /// The port's pool, for `pjsua_conf_add_port` (2.12 allocates the bridge's state in it).
+    pub(crate) fn pool(&self) -> *mut sys::pj_pool_t {
+        // SAFETY: the port is live until `destroy`; `pool` is written only in `new`.
+        unsafe { self.port.as_ref() }.pool
     }
 
     /// Counters of both queues, readable from the pjlib thread while the port is live.
@@ -136,8 +146,8 @@ impl PortHandle {
     pub(crate) fn destroy(self) {
         // SAFETY: the port was created by `new` and is destroyed exactly once (self is consumed).
         let status = unsafe { sys::pjmedia_port_destroy(self.as_pjmedia_port()) };
-        if status != sys::PJ_SUCCESS as sys::pj_status_t {
-            tracing::warn!("pjmedia_port_destroy: {}", crate::error::pj_message(status));
+        if let Err(e) = crate::error::check(status, "pjmedia_port_destroy") {
+            tracing::warn!("{e}");
         }
     }
 }
@@ -149,7 +159,9 @@ unsafe extern "C" fn put_frame(
     frame: *mut sys::pjmedia_frame,
 ) -> sys::pj_status_t {
     let start = Instant::now();
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+    // A panic is counted only (real-time rules) and reported by the pjlib thread.
+    guard_rt(RtPlace::PutFrame, (), || {
+        fault_point!(PutFrame);
         // SAFETY: PJSIP passes the port we registered (a BotPort, see the struct docs) and a
         // valid frame. Only the uplink half and put_frame's own counters are borrowed: a
         // parallel bridge (2.16+) may run get_frame for this port on another thread at the
@@ -179,7 +191,7 @@ unsafe extern "C" fn put_frame(
             tap.caller(&SILENCE);
         }
         timing.record(start.elapsed());
-    }));
+    });
     sys::PJ_SUCCESS as sys::pj_status_t
 }
 
@@ -190,7 +202,7 @@ unsafe extern "C" fn get_frame(
     frame: *mut sys::pjmedia_frame,
 ) -> sys::pj_status_t {
     let start = Instant::now();
-    let result = catch_unwind(AssertUnwindSafe(|| {
+    let completed = guard_rt(RtPlace::GetFrame, false, || {
         // SAFETY: as in put_frame; only the downlink half and get_frame's own fields are
         // borrowed.
         let (downlink, tap, timing, primed, late, frame) = unsafe {
@@ -210,7 +222,7 @@ unsafe extern "C" fn get_frame(
                 tap.agent(&SILENCE);
             }
             timing.record(start.elapsed());
-            return;
+            return true;
         }
         // SAFETY: checked above: at least 960 samples, 2-byte aligned bridge buffer.
         let out = unsafe { &mut *frame.buf.cast::<Frame>() };
@@ -231,8 +243,9 @@ unsafe extern "C" fn get_frame(
         frame.type_ = sys::PJMEDIA_FRAME_TYPE_AUDIO;
         frame.size = FRAME_BYTES;
         timing.record(start.elapsed());
-    }));
-    if result.is_err() {
+        true
+    });
+    if !completed {
         // SAFETY: `frame` is valid (see above); tell the bridge there is nothing to mix.
         unsafe { (*frame).type_ = sys::PJMEDIA_FRAME_TYPE_NONE };
     }
@@ -241,7 +254,7 @@ unsafe extern "C" fn get_frame(
 
 /// Frees the port and its pool. PJSIP calls it exactly once, after the bridge is done with it.
 unsafe extern "C" fn on_destroy(this: *mut sys::pjmedia_port) -> sys::pj_status_t {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+    guard_rt(RtPlace::PortDestroy, (), || {
         // SAFETY: `this` came from Box::into_raw in PortHandle::new and PJSIP calls on_destroy
         // once; nothing touches the port after this.
         let port = unsafe { Box::from_raw(this.cast::<BotPort>()) };
@@ -252,7 +265,7 @@ unsafe extern "C" fn on_destroy(this: *mut sys::pjmedia_port) -> sys::pj_status_
             // SAFETY: the pool was created for this port alone and nothing else uses it now.
             unsafe { sys::pj_pool_release(pool) };
         }
-    }));
+    });
     sys::PJ_SUCCESS as sys::pj_status_t
 }
 

@@ -18,6 +18,7 @@
 //! - [`g711`]: A-law / µ-law encode and decode (what SIPp sends and what the
 //!   harness receives).
 //! - [`rtp`]: a UDP listener that captures RTP for peers that cannot record.
+//! - [`engine`]: our engine on loopback, its call events, and the SIPp peers its tests use.
 //! - [`baresip`]: a baresip process driven through `ctrl_tcp`.
 //! - [`sipp`]: SIPp runs with the scenarios in `tests/data/sipp`.
 //! - [`process`]: kill-on-drop child processes and scratch directories.
@@ -25,6 +26,7 @@
 pub mod audio;
 pub mod baresip;
 pub mod bench;
+pub mod engine;
 pub mod g711;
 pub mod ports;
 pub mod process;

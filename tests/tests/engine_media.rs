@@ -1,75 +1,24 @@
 //! The engine against real SIP peers over loopback: audio in both directions with Opus
 //! (baresip) and G.711 (SIPp), compared with what was sent.
 //!
-//! pjsua is one per process, so the tests in this binary take turns (ENGINE_LOCK).
+//! pjsua is one per process, so the tests in this binary take turns (`engine::lock`).
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use integration_tests::audio::{compare, Audio};
 use integration_tests::baresip::{Baresip, BaresipConfig, Codec};
+use integration_tests::engine::{config, lock, start, wait_ended, wait_media_info};
 use integration_tests::g711::Law;
-use integration_tests::ports;
 use integration_tests::rtp::{decode_g711, RtpListener};
 use integration_tests::sipp::{Sipp, SippRun};
 use integration_tests::speech::{padded_phrase_wav, phrase_g711, Phrase};
 use pjsip_safe::media::{UplinkFrame, SAMPLE_RATE};
-use pjsip_safe::{
-    AnswerMode, CallMedia, Engine, EngineConfig, Event, EventReceiver, MediaInfo, Transport,
-};
+use pjsip_safe::CallMedia;
 
-static ENGINE_LOCK: Mutex<()> = Mutex::new(());
 const TAIL_MS: u32 = 20_000;
-
-fn lock() -> std::sync::MutexGuard<'static, ()> {
-    ENGINE_LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn start_engine() -> (Engine, EventReceiver, u16) {
-    let sip_port = ports::sip_port().unwrap();
-    let config = EngineConfig {
-        bind: "127.0.0.1".parse().unwrap(),
-        sip_port,
-        transports: vec![Transport::Udp],
-        rtp_port_start: ports::rtp_range(40).unwrap(),
-        rtp_port_range: 40,
-        answer: AnswerMode::Immediate,
-        ..EngineConfig::default()
-    };
-    let (engine, events) = Engine::start(config).unwrap();
-    (engine, events, sip_port)
-}
 
 fn sentence(p: Phrase, rate: u32) -> Audio {
     Audio::read_wav(&padded_phrase_wav(p, rate, 300, 300).unwrap()).unwrap()
-}
-
-/// Waits for the call's media and returns it with the negotiated stream.
-fn wait_media(events: &EventReceiver) -> (pjsip_safe::CallId, MediaInfo, CallMedia) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while let Ok(event) = events.recv_deadline(deadline) {
-        if let Event::MediaActive {
-            call,
-            info,
-            media: Some(media),
-        } = event
-        {
-            return (call, info, media);
-        }
-    }
-    panic!("no MediaActive event within 10 s");
-}
-
-fn wait_ended(events: &EventReceiver, call: pjsip_safe::CallId) -> u16 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while let Ok(event) = events.recv_deadline(deadline) {
-        if let Event::CallEnded { call: c, code, .. } = event {
-            if c == call {
-                return code;
-            }
-        }
-    }
-    panic!("{call} did not end within 10 s");
 }
 
 /// Collects uplink frames for `duration`, returning the audio and the frame rate seen.
@@ -101,7 +50,7 @@ fn collect_uplink(media: &mut CallMedia, duration: Duration) -> (Audio, f64) {
 #[test]
 fn baresip_calls_with_opus_and_audio_flows_both_ways() {
     let _guard = lock();
-    let (engine, events, sip_port) = start_engine();
+    let (engine, events, sip_port) = start(config());
     let caller_says = Phrase::GermanOrder;
     let engine_says = Phrase::EnglishWeather;
 
@@ -116,7 +65,7 @@ fn baresip_calls_with_opus_and_audio_flows_both_ways() {
     caller
         .dial(&format!("sip:agent@127.0.0.1:{sip_port}"))
         .unwrap();
-    let (call, info, mut media) = wait_media(&events);
+    let (call, info, mut media) = wait_media_info(&events);
     assert_eq!(info.codec.to_lowercase(), "opus", "{info:?}");
     assert_eq!(info.clock_rate, 48000);
     caller.wait_established().unwrap();
@@ -170,7 +119,7 @@ fn baresip_calls_with_opus_and_audio_flows_both_ways() {
 
 fn sipp_g711_call(law: Law) {
     let _guard = lock();
-    let (engine, events, sip_port) = start_engine();
+    let (engine, events, sip_port) = start(config());
     let peer_says = Phrase::EnglishCount;
     let engine_says = Phrase::GermanGreeting;
     let peer = RtpListener::bind().unwrap();
@@ -189,7 +138,7 @@ fn sipp_g711_call(law: Law) {
         .timeout(Duration::from_millis(call_ms) + Duration::from_secs(10));
     let sipp = Sipp::spawn(&run).unwrap();
 
-    let (call, info, mut media) = wait_media(&events);
+    let (call, info, mut media) = wait_media_info(&events);
     assert_eq!(info.codec, law.encoding_name(), "{info:?}");
     assert_eq!(info.clock_rate, 8000);
     let engine_rtp =

@@ -4,12 +4,15 @@
 //!
 //! Every verdict comes from the peer (SIPp's success counters, RTP captured by the harness) or
 //! from an engine event that only a working feature produces. pjsua is one per process, so the
-//! tests in this binary take turns (ENGINE_LOCK).
+//! tests in this binary take turns (`engine::lock`).
 
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use integration_tests::engine::{
+    account, config, lock, registrar, start, uac, wait_ended, wait_event, wait_media,
+    wait_registration,
+};
 use integration_tests::g711::Law;
 use integration_tests::ports;
 use integration_tests::rtp::{decode_g711, DtmfDigit, RtpListener};
@@ -17,116 +20,9 @@ use integration_tests::sipp::{Sipp, SippRun};
 use integration_tests::speech::tone;
 use pjsip_safe::media::SAMPLE_RATE;
 use pjsip_safe::{
-    AccountConfig, AnswerMode, CallId, CallMedia, CallState, Engine, EngineConfig, Error, Event,
-    EventReceiver, InviteRate, Registration, RejectReason, Secret, Transport,
+    AnswerMode, CallId, CallState, Engine, EngineConfig, Error, Event, InviteRate, Registration,
+    RejectReason, Secret,
 };
-
-static ENGINE_LOCK: Mutex<()> = Mutex::new(());
-
-fn lock() -> std::sync::MutexGuard<'static, ()> {
-    ENGINE_LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn config() -> EngineConfig {
-    EngineConfig {
-        bind: "127.0.0.1".parse().unwrap(),
-        sip_port: ports::sip_port().unwrap(),
-        transports: vec![Transport::Udp],
-        rtp_port_start: ports::rtp_range(40).unwrap(),
-        rtp_port_range: 40,
-        answer: AnswerMode::Immediate,
-        sip_keepalive: Duration::ZERO,
-        ..EngineConfig::default()
-    }
-}
-
-fn start(config: EngineConfig) -> (Engine, EventReceiver, u16) {
-    let port = config.sip_port;
-    let (engine, events) = Engine::start(config).unwrap();
-    (engine, events, port)
-}
-
-/// Waits for the first event `pick` accepts; panics with every other event seen meanwhile.
-fn wait_event<T>(
-    events: &EventReceiver,
-    what: &str,
-    timeout: Duration,
-    mut pick: impl FnMut(Event) -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    let mut seen = Vec::new();
-    while let Ok(event) = events.recv_deadline(deadline) {
-        let text = format!("{event:?}");
-        match pick(event) {
-            Some(t) => return t,
-            None => seen.push(text),
-        }
-    }
-    panic!("no {what} within {timeout:?}; other events: {seen:#?}");
-}
-
-fn wait_media(events: &EventReceiver) -> (CallId, CallMedia) {
-    wait_event(
-        events,
-        "MediaActive",
-        Duration::from_secs(10),
-        |e| match e {
-            Event::MediaActive {
-                call,
-                media: Some(media),
-                ..
-            } => Some((call, media)),
-            _ => None,
-        },
-    )
-}
-
-fn wait_ended(events: &EventReceiver, call: CallId) -> u16 {
-    wait_event(events, "CallEnded", Duration::from_secs(10), |e| match e {
-        Event::CallEnded { call: c, code, .. } if c == call => Some(code),
-        _ => None,
-    })
-}
-
-fn wait_registration(events: &EventReceiver, timeout: Duration) -> Registration {
-    wait_event(events, "Registration", timeout, |e| match e {
-        Event::Registration(r) => Some(r),
-        _ => None,
-    })
-}
-
-/// A SIPp UAC run against the engine with its SDP pointing at `rtp`.
-fn uac(scenario: &str, engine_port: u16, rtp: &RtpListener) -> SippRun {
-    SippRun::new(scenario)
-        .var("RTP_LISTEN_PORT", rtp.port())
-        .remote(format!("127.0.0.1:{engine_port}"))
-        .service("agent")
-}
-
-fn registrar(password: &str, expires: u32) -> Sipp {
-    Sipp::spawn(
-        &SippRun::new("uas_registrar.xml")
-            .var("USER", "agent")
-            .var("PASSWORD", password)
-            .var("EXPIRES", expires)
-            // How long the registrar waits for the next REGISTER: longer than the refresh.
-            .var("PAUSE_MS", 15_000)
-            .timeout(Duration::from_secs(30)),
-    )
-    .unwrap()
-}
-
-fn account(server: String, password: &str) -> AccountConfig {
-    AccountConfig {
-        server,
-        username: "agent".into(),
-        password: Secret::new(password),
-        domain: None,
-        proxy: None,
-        reg_interval: Duration::from_secs(60),
-        retry_interval: Duration::from_secs(30),
-    }
-}
 
 #[test]
 fn registers_with_digest_auth_refreshes_and_unregisters_on_shutdown() {
