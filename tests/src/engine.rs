@@ -137,3 +137,32 @@ pub fn account(server: String, password: &str) -> AccountConfig {
         retry_interval: Duration::from_secs(30),
     }
 }
+
+/// A short SIPp PCMA call (ended by SIPp's BYE after 300 ms) that must reach the application,
+/// be answered and end with 200: the "the engine still serves calls" check after an attack or a
+/// refusal. A refused INVITE or an engine error fails it at once.
+pub fn a_normal_call_completes(events: &EventReceiver, port: u16, rtp: &RtpListener) {
+    let scratch = crate::process::scratch_dir("normal-call").unwrap();
+    let sipp = Sipp::spawn(
+        &uac("uac_call.xml", port, rtp)
+            .var("CALL_MS", 300)
+            .var("EVENTS_FILE", scratch.path().join("events").display()),
+    )
+    .unwrap();
+    let call = wait_event(
+        events,
+        "IncomingCall from SIPp",
+        Duration::from_secs(10),
+        |e| match e {
+            Event::IncomingCall { call, from, .. } if from.contains("sipp@") => Some(call),
+            Event::IncomingRejected { reason, code, .. } => {
+                panic!("the call was refused: {reason:?} {code}")
+            }
+            Event::InternalError { message, .. } => panic!("engine error: {message}"),
+            _ => None,
+        },
+    );
+    assert_eq!(wait_ended(events, call), 200);
+    let report = sipp.wait().unwrap();
+    assert!(report.all_succeeded(1), "{report}");
+}

@@ -7,10 +7,8 @@ use std::net::UdpSocket;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use integration_tests::ports;
+use integration_tests::engine::{a_normal_call_completes, config, start};
 use integration_tests::rtp::RtpListener;
-use integration_tests::sipp::{Sipp, SippRun};
-use pjsip_safe::{AnswerMode, Engine, EngineConfig, Event, Transport};
 use tracing_subscriber::layer::SubscriberExt;
 
 static LINES: AtomicU64 = AtomicU64::new(0);
@@ -53,18 +51,7 @@ fn malformed(i: u32, port: u16) -> Vec<u8> {
 fn a_flood_of_malformed_packets_leaves_the_log_bounded_and_calls_working() {
     let subscriber = tracing_subscriber::registry().with(CountLines);
     tracing::subscriber::set_global_default(subscriber).unwrap();
-    let config = EngineConfig {
-        bind: "127.0.0.1".parse().unwrap(),
-        sip_port: ports::sip_port().unwrap(),
-        transports: vec![Transport::Udp],
-        rtp_port_start: ports::rtp_range(10).unwrap(),
-        rtp_port_range: 10,
-        answer: AnswerMode::Immediate,
-        sip_keepalive: Duration::ZERO,
-        ..EngineConfig::default()
-    };
-    let port = config.sip_port;
-    let (engine, events) = Engine::start(config).unwrap();
+    let (engine, events, port) = start(config());
     let before = LINES.load(Ordering::Relaxed);
     let suppressed_before = pjsip_safe::pjsip_log_suppressed();
 
@@ -96,27 +83,6 @@ fn a_flood_of_malformed_packets_leaves_the_log_bounded_and_calls_working() {
     );
 
     // A normal call still works.
-    let rtp = RtpListener::bind().unwrap();
-    let scratch = integration_tests::process::scratch_dir("log-flood").unwrap();
-    let sipp = Sipp::spawn(
-        &SippRun::new("uac_call.xml")
-            .var("RTP_LISTEN_PORT", rtp.port())
-            .var("CALL_MS", 300)
-            .var("EVENTS_FILE", scratch.path().join("events").display())
-            .remote(format!("127.0.0.1:{port}"))
-            .service("agent"),
-    )
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut answered = false;
-    while let Ok(event) = events.recv_deadline(deadline) {
-        if let Event::CallEnded { code, .. } = event {
-            answered = code == 200;
-            break;
-        }
-    }
-    assert!(answered, "the call after the flood did not complete");
-    let report = sipp.wait().unwrap();
-    assert!(report.all_succeeded(1), "{report}");
+    a_normal_call_completes(&events, port, &RtpListener::bind().unwrap());
     engine.shutdown().unwrap();
 }

@@ -10,8 +10,8 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use integration_tests::engine::{
-    account, config, lock, registrar, start, uac, wait_ended, wait_event, wait_media,
-    wait_registration,
+    a_normal_call_completes, account, config, lock, registrar, start, uac, wait_ended, wait_event,
+    wait_media, wait_registration,
 };
 use integration_tests::g711::Law;
 use integration_tests::ports;
@@ -302,26 +302,7 @@ fn allowed_sources_refuse_others_with_403_and_admit_members() {
         allowed_sources: vec!["127.0.0.0/8".parse().unwrap()],
         ..config()
     });
-    let scratch = integration_tests::process::scratch_dir("allow").unwrap();
-    let sipp = Sipp::spawn(
-        &uac("uac_call.xml", port, &rtp)
-            .var("CALL_MS", 300)
-            .var("EVENTS_FILE", scratch.path().join("events").display()),
-    )
-    .unwrap();
-    let call = wait_event(
-        &events,
-        "IncomingCall",
-        Duration::from_secs(10),
-        |e| match e {
-            Event::IncomingCall { call, .. } => Some(call),
-            Event::IncomingRejected { .. } => panic!("an allowed source was refused"),
-            _ => None,
-        },
-    );
-    assert_eq!(wait_ended(&events, call), 200);
-    let report = sipp.wait().unwrap();
-    assert!(report.all_succeeded(1), "{report}");
+    a_normal_call_completes(&events, port, &rtp);
     engine.shutdown().unwrap();
 }
 
@@ -497,26 +478,7 @@ fn malformed_sip_does_not_crash_and_calls_work_afterwards() {
         "the final OPTIONS got no 200: {report}"
     );
 
-    let scratch = integration_tests::process::scratch_dir("after").unwrap();
-    let sipp = Sipp::spawn(
-        &uac("uac_call.xml", port, &rtp)
-            .var("CALL_MS", 300)
-            .var("EVENTS_FILE", scratch.path().join("events").display()),
-    )
-    .unwrap();
-    let call = wait_event(
-        &events,
-        "IncomingCall from SIPp",
-        Duration::from_secs(10),
-        |e| match e {
-            Event::IncomingCall { call, from, .. } if from.contains("sipp@") => Some(call),
-            Event::InternalError { message, .. } => panic!("engine error: {message}"),
-            _ => None,
-        },
-    );
-    assert_eq!(wait_ended(&events, call), 200);
-    let report = sipp.wait().unwrap();
-    assert!(report.all_succeeded(1), "{report}");
+    a_normal_call_completes(&events, port, &rtp);
     engine.shutdown().unwrap();
 }
 
@@ -899,26 +861,8 @@ fn trunk_mode_admits_invites_only_from_the_trunk() {
         "the stranger must see 403: {report}"
     );
 
-    let scratch = integration_tests::process::scratch_dir("trunk-only").unwrap();
-    let trunk = Sipp::spawn(
-        &uac("uac_call.xml", port, &rtp)
-            .var("CALL_MS", 300)
-            .var("EVENTS_FILE", scratch.path().join("events").display()),
-    )
-    .unwrap();
-    let call = wait_event(
-        &events,
-        "IncomingCall",
-        Duration::from_secs(10),
-        |e| match e {
-            Event::IncomingCall { call, .. } => Some(call),
-            Event::IncomingRejected { reason, .. } => panic!("the trunk was refused: {reason:?}"),
-            _ => None,
-        },
-    );
-    assert_eq!(wait_ended(&events, call), 200);
-    let report = trunk.wait().unwrap();
-    assert!(report.all_succeeded(1), "{report}");
+    // From the trunk's address (SIPp on 127.0.0.1): answered.
+    a_normal_call_completes(&events, port, &rtp);
     engine.shutdown().unwrap();
     drop(registrar);
 }

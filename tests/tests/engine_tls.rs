@@ -5,9 +5,9 @@
 //! SIPp 3.6 in Debian has no TLS, so the registrar is SIPp over TCP behind `socat`, which
 //! terminates TLS with a certificate from the test's own CA.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use integration_tests::engine::{config, lock};
 use integration_tests::g711::Law;
 use integration_tests::ports;
 use integration_tests::process::ChildGuard;
@@ -17,24 +17,9 @@ use integration_tests::speech::tone;
 use integration_tests::tls::{ServerCert, TestCa};
 use pjsip_safe::media::SAMPLE_RATE;
 use pjsip_safe::{
-    AccountConfig, AnswerMode, CallState, Engine, EngineConfig, Event, EventReceiver, Registration,
-    Secret, SrtpMode, TlsConfig, Transport,
+    AccountConfig, CallState, Engine, EngineConfig, Event, EventReceiver, Registration, Secret,
+    SrtpMode, TlsConfig, Transport,
 };
-
-static ENGINE_LOCK: Mutex<()> = Mutex::new(());
-
-fn config() -> EngineConfig {
-    EngineConfig {
-        bind: "127.0.0.1".parse().unwrap(),
-        sip_port: ports::sip_port().unwrap(),
-        transports: vec![Transport::Udp],
-        rtp_port_start: ports::rtp_range(20).unwrap(),
-        rtp_port_range: 20,
-        answer: AnswerMode::Immediate,
-        sip_keepalive: Duration::ZERO,
-        ..EngineConfig::default()
-    }
-}
 
 fn next_registration(events: &EventReceiver, timeout: Duration) -> Registration {
     let deadline = Instant::now() + timeout;
@@ -103,7 +88,7 @@ fn tls_engine(server: String, ca: &TestCa) -> (Engine, EventReceiver) {
 
 #[test]
 fn tls_registration_verifies_the_registrar_certificate() {
-    let _guard = ENGINE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = lock();
     let ca = TestCa::new("voiceagent-test-ca").unwrap();
     let cert = ca.issue("registrar", &["localhost"]).unwrap();
 
@@ -168,7 +153,7 @@ fn periodicity(payload: &[u8]) -> f64 {
 
 #[test]
 fn srtp_mandatory_encrypts_the_audio_on_the_wire() {
-    let _guard = ENGINE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _guard = lock();
     let (engine, events) = Engine::start(EngineConfig {
         srtp: SrtpMode::Mandatory,
         codecs: vec!["PCMA/8000".into()],
