@@ -21,7 +21,6 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
-use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::LazyLock;
 
@@ -200,23 +199,7 @@ fn rdata_caller(rdata: *mut sys::pjsip_rx_data, asserted: bool) -> Option<String
     if n < 0 {
         return None;
     }
-    let number = pjstr::from_c_array(&buf);
-    // Only from the asserted header when it really had one (the shim falls back to From).
-    if asserted && number == rdata_caller(rdata, false).unwrap_or_default() {
-        return has_pai(rdata).then_some(number);
-    }
-    Some(number)
-}
-
-fn has_pai(rdata: *mut sys::pjsip_rx_data) -> bool {
-    // SAFETY: as in `rdata_caller`.
-    let msg = unsafe { rdata.as_ref().map(|r| r.msg_info.msg) };
-    let Some(msg) = msg.filter(|m| !m.is_null()) else {
-        return false;
-    };
-    let name = pjstr::borrow(c"P-Asserted-Identity");
-    // SAFETY: `msg` is the request's parsed message; the name is read during the call only.
-    !unsafe { sys::pjsip_msg_find_hdr_by_name(msg, &name, ptr::null_mut()) }.is_null()
+    Some(pjstr::from_c_array(&buf))
 }
 
 pub(crate) unsafe extern "C" fn on_call_state(call: sys::pjsua_call_id, _e: *mut sys::pjsip_event) {

@@ -68,10 +68,9 @@ int voiceagent_rdata_caller(const pjsip_rx_data *rdata, int use_pai, char *buf, 
             tmp[pai->hvalue.slen] = 0;
             pjsip_uri *uri = pjsip_parse_uri(rdata->tp_info.pool, tmp, (pj_size_t)pai->hvalue.slen,
                                              PJSIP_PARSE_URI_AS_NAMEADDR);
-            int n = uri_number(uri, buf, len);
-            if (n >= 0)
-                return n;
+            return uri_number(uri, buf, len);
         }
+        return -1;
     }
     if (!rdata->msg_info.from)
         return -1;

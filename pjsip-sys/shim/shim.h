@@ -20,9 +20,10 @@ pj_status_t voiceagent_schedule_timer(void (*cb)(void *user_data), void *user_da
 void voiceagent_call_setting_audio_only(pjsua_call_setting *opt);
 
 /* The caller's number as PJSIP parsed it: the user part of a sip:/sips: URI or the number of a
- * tel: URI, from the P-Asserted-Identity header when `use_pai` is set and the request has a
- * parsable one, else from the From header. Writes a NUL-terminated string into `buf` (truncated
- * to `len`) and returns its length, or -1 when there is no such URI. Never from the display
+ * tel: URI, from the P-Asserted-Identity header when `use_pai` is set, else from the From
+ * header. Writes a NUL-terminated string into `buf` (truncated
+ * to `len`) and returns its length, or -1 when there is no such header or URI (no
+ * fallback from P-Asserted-Identity to From: the caller decides). Never from the display
  * name, which the caller writes freely. */
 int voiceagent_rdata_caller(const pjsip_rx_data *rdata, int use_pai, char *buf, size_t len);
 
